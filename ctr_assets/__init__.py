@@ -1,0 +1,1 @@
+"""ctr_assets: keeps a click-through-rate model honest, as a Dagster code location."""

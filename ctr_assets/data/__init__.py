@@ -1,0 +1,1 @@
+"""Reading the input tables: the feature contract and the training frame."""

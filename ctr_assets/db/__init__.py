@@ -1,0 +1,1 @@
+"""The application database: connection, embedded server, schema migrations and queries."""

@@ -1,0 +1,77 @@
+"""One way to reach the application database, whichever server it is."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import adbc_driver_postgresql.dbapi as adbc
+import psycopg2
+import psycopg2.extensions
+
+from ctr_assets import settings
+from ctr_assets.db.embedded import start_embedded_postgres
+
+_DRIVER_SUFFIX = re.compile(r"^(postgres(?:ql)?)\+[a-z0-9_]+://")
+
+
+def libpq_url(url: str) -> str:
+    """The URL as libpq reads it: SQLAlchemy driver suffixes (`+psycopg2`) removed."""
+    url = _DRIVER_SUFFIX.sub("postgresql://", url)
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if not url.startswith("postgresql://"):
+        raise ValueError(
+            f"DATABASE_URL must be a PostgreSQL URL (postgresql://...), got {url.split(':')[0]}:"
+        )
+    return url
+
+
+@dataclass(frozen=True)
+class Database:
+    """A PostgreSQL database, reached through psycopg2 for statements and ADBC for frames."""
+
+    url: str
+
+    @classmethod
+    def from_environment(cls, *, keep_embedded_running: bool = False) -> Database:
+        """`DATABASE_URL` if set, else the embedded server under the project home."""
+        configured = settings.configured_database_url()
+        if configured:
+            return cls(libpq_url(configured))
+        return cls.embedded(settings.ctr_home(), keep_running=keep_embedded_running)
+
+    @classmethod
+    def embedded(cls, home: Path, *, keep_running: bool = False) -> Database:
+        return cls(start_embedded_postgres(home, keep_running=keep_running))
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The same database for SQLAlchemy users such as dagster-postgres."""
+        return "postgresql+psycopg2://" + self.url.removeprefix("postgresql://")
+
+    @contextmanager
+    def connect(self) -> Iterator[psycopg2.extensions.connection]:
+        """A connection whose transaction commits on success and rolls back on error."""
+        conn = psycopg2.connect(self.url)
+        try:
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    @contextmanager
+    def connect_arrow(self) -> Iterator[adbc.Connection]:
+        """An ADBC connection: query results arrive as Arrow tables (binary COPY underneath)."""
+        conn = adbc.connect(self.url)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def redacted_url(self) -> str:
+        """The URL with any password hidden, for logs and messages."""
+        return re.sub(r"(://[^:/@]*:)[^@]+@", r"\1***@", self.url)

@@ -1,0 +1,1 @@
+"""The model itself, free of Dagster: hold-out split, training, evaluation, files, decisions."""

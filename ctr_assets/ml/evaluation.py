@@ -1,0 +1,50 @@
+"""How good a model is: its CTR predictions, scored on the shared hold-out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from sklearn.metrics import mean_absolute_error, r2_score
+
+from ctr_assets.ml.model_inputs import feature_matrix, target
+from ctr_assets.ml.split import holdout_mask
+
+
+@dataclass(frozen=True)
+class HoldoutScore:
+    """A model's accuracy on the hold-out videos of one training frame."""
+
+    mae: float
+    r2: float
+    rows: int
+    mean_predicted: float
+    mean_actual: float
+
+
+def predict_ctr(booster: xgb.Booster, frame: pd.DataFrame) -> np.ndarray:
+    """Predicted CTR per row, within [0, 1] whatever objective the booster was trained with."""
+    matrix = xgb.DMatrix(feature_matrix(frame), enable_categorical=True)
+    return np.clip(booster.predict(matrix), 0.0, 1.0).astype(np.float64)
+
+
+def score_on_holdout(booster: xgb.Booster, frame: pd.DataFrame) -> HoldoutScore:
+    """Scores on the hold-out rows only, so champion and challenger meet on equal terms."""
+    held_out = frame.loc[holdout_mask(frame["video_id"])]
+    if len(held_out) < 2:
+        raise ValueError(
+            f"the frame has {len(held_out)} hold-out rows out of {len(frame)}; at least 2 are "
+            "needed to score a model, so load more videos"
+        )
+    actual = target(held_out)
+    predicted = predict_ctr(booster, held_out)
+    return HoldoutScore(
+        mae=float(mean_absolute_error(actual, predicted)),
+        # Not forced finite: a constant target gives NaN or -inf, never a made-up 0.0.
+        r2=float(r2_score(actual, predicted, force_finite=False)),
+        rows=len(held_out),
+        mean_predicted=float(predicted.mean()),
+        mean_actual=float(actual.mean()),
+    )

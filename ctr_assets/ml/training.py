@@ -1,0 +1,140 @@
+"""Training the CTR model: gradient-boosted trees on the videos outside the hold-out."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import xgboost as xgb
+
+from ctr_assets.ml.model_inputs import feature_matrix, target
+from ctr_assets.ml.split import holdout_mask, training_split
+
+# Below this many rows to learn from, a fit says more about noise than about videos.
+MIN_TRAINING_ROWS = 50
+
+
+class TrainingError(RuntimeError):
+    """XGBoost refused to train, usually because of a bad parameter."""
+
+
+@dataclass(frozen=True)
+class TrainingParams:
+    """Boosting settings; `extra` passes further raw XGBoost parameters and wins over the rest."""
+
+    num_boost_round: int = 300
+    max_depth: int = 6
+    learning_rate: float = 0.1
+    min_child_weight: float = 1.0
+    subsample: float = 0.9
+    colsample_bytree: float = 0.9
+    reg_lambda: float = 1.0
+    early_stopping_rounds: int = 20
+    validation_fraction: float = 0.15
+    seed: int = 42
+    nthread: int = 2
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def xgb_params(self) -> dict[str, Any]:
+        """The parameter dict for `xgboost.train`."""
+        return {
+            "tree_method": "hist",
+            # The target is a rate in [0, 1]: a logistic link keeps predictions in range.
+            "objective": "reg:logistic",
+            "eval_metric": "mae",
+            "max_depth": self.max_depth,
+            "learning_rate": self.learning_rate,
+            "min_child_weight": self.min_child_weight,
+            "subsample": self.subsample,
+            "colsample_bytree": self.colsample_bytree,
+            "reg_lambda": self.reg_lambda,
+            "seed": self.seed,
+            "nthread": self.nthread,
+            **self.extra,
+        }
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """A booster cut at its best iteration, and how it came to be."""
+
+    booster: xgb.Booster
+    best_iteration: int
+    training_seconds: float  # building the matrices and boosting
+    training_rows: int
+    validation_rows: int
+
+
+def usable_training_rows(frame: pd.DataFrame) -> int:
+    """How many rows `train_ctr_model` could learn from: those outside the hold-out."""
+    return int(len(frame) - holdout_mask(frame["video_id"]).sum())
+
+
+def train_ctr_model(frame: pd.DataFrame, params: TrainingParams) -> TrainedModel:
+    """Fits on non-hold-out rows, stopping early on a validation slice of them.
+
+    The returned booster holds only the trees up to the best iteration, so the saved
+    file and in-memory predictions agree without anyone passing an iteration range.
+    """
+    started = time.perf_counter()
+    split = training_split(frame["video_id"], params.validation_fraction)
+    training, validating = split.training, split.validation
+    if not training.any() or not validating.any():
+        raise ValueError(
+            f"after setting aside the hold-out, {int(training.sum())} training and "
+            f"{int(validating.sum())} validation rows remain out of {len(frame)}; "
+            "both must be non-empty, so load more videos before training"
+        )
+    features, labels = feature_matrix(frame), target(frame)
+    train_matrix = xgb.QuantileDMatrix(
+        features[training], label=labels[training], enable_categorical=True, nthread=params.nthread
+    )
+    validation_matrix = xgb.QuantileDMatrix(
+        features[validating],
+        label=labels[validating],
+        enable_categorical=True,
+        nthread=params.nthread,
+        ref=train_matrix,
+    )
+    booster = _boost(params, train_matrix, validation_matrix)
+    best_iteration = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
+    return TrainedModel(
+        booster=booster[: best_iteration + 1],
+        best_iteration=best_iteration,
+        training_seconds=time.perf_counter() - started,
+        training_rows=int(training.sum()),
+        validation_rows=int(validating.sum()),
+    )
+
+
+def _boost(
+    params: TrainingParams, train_matrix: xgb.DMatrix, validation_matrix: xgb.DMatrix
+) -> xgb.Booster:
+    """Runs XGBoost, turning rejected and silently ignored parameters into a TrainingError."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            booster = xgb.train(
+                params.xgb_params(),
+                train_matrix,
+                num_boost_round=params.num_boost_round,
+                evals=[(validation_matrix, "validation")],
+                early_stopping_rounds=params.early_stopping_rounds,
+                verbose_eval=False,
+            )
+        except xgb.core.XGBoostError as error:
+            message = str(error).split("Stack trace:")[0].strip()
+            raise TrainingError(
+                f"XGBoost failed to train: {message} (check the XGBoost parameters)"
+            ) from error
+    for warning in caught:
+        # A misspelt parameter is only a warning to XGBoost; here it fails the training.
+        if "are not used" in str(warning.message):
+            raise TrainingError(
+                f"XGBoost does not know some training parameters: {warning.message}".strip()
+            )
+        warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return booster

@@ -1,0 +1,1 @@
+"""The demo world: a seeded simulator that fills the input tables."""

@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from ctr_assets.data.features import CATEGORICAL_FEATURES, FEATURES, TARGET
+from ctr_assets.data.training_frame import (
+    BAD_ROW_REASONS,
+    load_training_frame,
+    screen_training_table,
+    training_query,
+)
+from ctr_assets.db.connection import Database
+from ctr_assets.simulation.populate import populate
+from ctr_assets_tests.world_specs import small_world
+
+GOOD_ROW = {
+    "video_id": "v1",
+    "duration_s": 15.0,
+    "hook_strength": 0.7,
+    "scene_count": 4,
+    "text_overlay_ratio": 0.1,
+    "face_time_ratio": 0.3,
+    "music_energy": None,  # a missing feature is allowed
+    "daily_budget": 25.0,
+    "audience_size": 1_000_000,
+    "has_captions": True,
+    "has_voiceover": None,
+    "platform": "tiktok",
+    "objective": "traffic",
+    "aspect_ratio": "9:16",
+    "impressions": 1000,
+    "clicks": 40,
+    "conversions": 2,
+}
+SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("duration_s", pa.float64()),
+        ("hook_strength", pa.float64()),
+        ("scene_count", pa.int32()),
+        ("text_overlay_ratio", pa.float64()),
+        ("face_time_ratio", pa.float64()),
+        ("music_energy", pa.float64()),
+        ("daily_budget", pa.float64()),
+        ("audience_size", pa.int64()),
+        ("has_captions", pa.bool_()),
+        ("has_voiceover", pa.bool_()),
+        ("platform", pa.string()),
+        ("objective", pa.string()),
+        ("aspect_ratio", pa.string()),
+        ("impressions", pa.int64()),
+        ("clicks", pa.int64()),
+        ("conversions", pa.int64()),
+    ]
+)
+
+
+def _table(*rows: dict) -> pa.Table:
+    return pa.Table.from_pylist(list(rows), schema=SCHEMA)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"clicks": None}, "null_target"),
+        ({"impressions": None}, "null_target"),
+        ({"impressions": -5}, "negative_counts"),
+        ({"clicks": -1}, "negative_counts"),
+        ({"conversions": -3}, "negative_counts"),
+        ({"clicks": 1001}, "clicks_exceed_impressions"),
+        ({"hook_strength": math.nan}, "non_finite_feature"),
+        ({"daily_budget": math.inf}, "non_finite_feature"),
+        ({"platform": "myspace"}, "unknown_category"),
+        ({"aspect_ratio": "3:2"}, "unknown_category"),
+        # Two problems: counted once, under the first reason in BAD_ROW_REASONS.
+        ({"clicks": 2000, "platform": "myspace"}, "clicks_exceed_impressions"),
+    ],
+)
+def test_each_bad_row_is_counted_under_its_reason_and_left_out(change: dict, reason: str) -> None:
+    bad = {**GOOD_ROW, **change, "video_id": "bad"}
+    result = screen_training_table(_table(GOOD_ROW, bad))
+    assert result.rows_read == 2
+    assert result.bad_rows == {r: int(r == reason) for r in BAD_ROW_REASONS}
+    assert result.frame["video_id"].tolist() == ["v1"]
+
+
+def test_good_row_becomes_the_expected_frame() -> None:
+    frame = screen_training_table(_table(GOOD_ROW)).frame
+    assert list(frame.columns) == ["video_id", *FEATURES, "impressions", "clicks", TARGET]
+    row = frame.iloc[0]
+    assert row[TARGET] == pytest.approx(0.04)
+    assert np.isnan(row["music_energy"])
+    assert np.isnan(row["has_voiceover"])
+    assert row["has_captions"] == 1.0
+    assert row["scene_count"] == 4.0
+    assert row["platform"] == "tiktok"
+
+
+def test_null_category_is_missing_not_bad() -> None:
+    result = screen_training_table(_table({**GOOD_ROW, "objective": None}))
+    assert sum(result.bad_rows.values()) == 0
+    assert pd.isna(result.frame["objective"].iloc[0])
+
+
+def test_training_query_rejects_a_threshold_below_one() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        training_query(0)
+
+
+def _scalar(db: Database, sql: str) -> int:
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchone()[0]
+
+
+def test_loader_returns_the_clean_frame_and_the_planted_bad_rows(db: Database) -> None:
+    spec = small_world()
+    summary = populate(db, spec)
+    data = load_training_frame(db, min_impressions=100)
+
+    expected_rows = _scalar(
+        db,
+        "SELECT count(*) FROM videos WHERE impressions >= 100 AND clicks IS NOT NULL "
+        "AND clicks >= 0 AND clicks <= impressions AND hook_strength <> 'NaN'::float8 "
+        "AND platform IN ('tiktok','instagram','youtube','facebook','snapchat')",
+    )
+    below_threshold = _scalar(db, "SELECT count(*) FROM videos WHERE impressions BETWEEN 0 AND 99")
+    assert below_threshold > 0  # the threshold really removes something
+    assert len(data.frame) == expected_rows
+    assert data.bad_rows == {r: summary.planted_bad_rows.get(r, 0) for r in BAD_ROW_REASONS}
+    assert data.bad_row_total > 0
+    assert data.rows_read == expected_rows + data.bad_row_total
+
+    frame = data.frame
+    assert frame["video_id"].is_unique
+    for name, categories in CATEGORICAL_FEATURES.items():
+        assert isinstance(frame[name].dtype, pd.CategoricalDtype)
+        assert tuple(frame[name].cat.categories) == categories
+    numeric = [f for f in FEATURES if f not in CATEGORICAL_FEATURES]
+    assert all(frame[name].dtype == np.float64 for name in numeric)
+    assert frame["impressions"].dtype == np.int64
+    assert frame["clicks"].dtype == np.int64
+    assert frame[TARGET].between(0, 1).all()
+    assert (frame["impressions"] >= 100).all()
+    # Missing features stay missing (NaN), they are not bad rows.
+    assert frame["music_energy"].isna().sum() > 0
+
+
+def test_a_higher_threshold_reads_fewer_rows(db: Database) -> None:
+    populate(db, small_world())
+    assert len(load_training_frame(db, 5000).frame) < len(load_training_frame(db, 100).frame)
