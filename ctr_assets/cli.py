@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from datetime import UTC, datetime
 
 import click
 
+from ctr_assets import settings
 from ctr_assets.db.schema import migrate, open_database
 from ctr_assets.simulation.populate import populate
 from ctr_assets.simulation.world import WorldSpec
@@ -100,6 +102,184 @@ def simulate(
             indent=2,
         )
     )
+
+
+def _dagster_instance():
+    """The instance under DAGSTER_HOME when one is set, else a throwaway one."""
+    import os
+
+    import dagster as dg
+
+    return (
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else dg.DagsterInstance.ephemeral()
+    )
+
+
+@main.command()
+@click.option("--days", default=30, show_default=True)
+@click.option("--videos", default=6000, show_default=True, help="Videos launched in all.")
+@click.option("--seed", default=42, show_default=True)
+@click.option("--drift-day", default=15, show_default=True, help="Negative: no drift.")
+@click.option("--drift-factor", default=2.0, show_default=True)
+@click.option(
+    "--first-check-day", default=7, show_default=True, help="Days of legacy history first."
+)
+@click.option(
+    "--schema",
+    default="ctr_demo",
+    show_default=True,
+    help="PostgreSQL schema the demo runs in; it is emptied first, real tables are untouched.",
+)
+def demo(
+    days: int,
+    videos: int,
+    seed: int,
+    drift_day: int,
+    drift_factor: float,
+    first_check_day: int,
+    schema: str,
+) -> None:
+    """The closed loop over simulated days, headless: drift, breach, retrain, recovery.
+
+    Prints one line per day; exits non-zero if a check fails or the loop ends with the
+    champion still over the threshold.
+    """
+    from ctr_assets.orchestration.demo import reset_schema, run_demo
+    from ctr_assets.orchestration.resources import RetrainSettings
+
+    spec = WorldSpec(
+        seed=seed,
+        days=days,
+        videos=videos,
+        drift_day=drift_day if drift_day >= 0 else None,
+        drift_factor=drift_factor,
+    )
+    db = reset_schema(open_database(), schema)
+    model_dir = settings.ctr_home() / "demo-models" / schema
+    if model_dir.exists():
+        for stale in model_dir.glob("*.json"):
+            stale.unlink()
+    click.echo(f"demo world in schema {schema} of {db.redacted_url().split('?')[0]}")
+    with _dagster_instance() as instance:
+        results = run_demo(
+            db,
+            spec,
+            model_dir,
+            instance=instance,
+            first_check_day=first_check_day,
+            on_day=lambda day: click.echo(day.line()),
+        )
+    judged = [r for r in results if r.mae is not None]
+    failed = [r for r in results if not r.run_success or r.status == "error"]
+    retrains = [r for r in results if r.status == "retrained"]
+    threshold = RetrainSettings().mae_threshold
+    click.echo(
+        f"checks: {len(results) - first_check_day}, models promoted: {len(retrains)} "
+        "(the first included), "
+        f"failed: {len(failed)}, final MAE: " + (f"{judged[-1].mae:.4f}" if judged else "n/a")
+    )
+    if failed:
+        click.echo(f"FAILED: check on day {failed[0].day}: {failed[0].reason}", err=True)
+        sys.exit(1)
+    if judged and judged[-1].mae > threshold:
+        click.echo(
+            f"FAILED: the loop ended with the champion's MAE {judged[-1].mae:.4f} over "
+            f"the threshold {threshold}",
+            err=True,
+        )
+        sys.exit(1)
+
+
+@main.command("check-retrain")
+@click.option(
+    "--trigger",
+    type=click.Choice(["manual", "schedule", "purchase_signals", "accuracy_sensor"]),
+    default="manual",
+    show_default=True,
+)
+def check_retrain(trigger: str) -> None:
+    """Runs one retrain check now and prints its decision record as JSON.
+
+    Exits 0 for every status but `error`, which exits 1.
+    """
+    from ctr_assets.orchestration.run_check import run_check_in_process
+
+    db = open_database()
+    with _dagster_instance() as instance:
+        run = run_check_in_process(instance, db, trigger=trigger, log_level="WARNING")
+    if run.record is None:
+        click.echo(
+            json.dumps({"status": "error", "reason": f"run {run.run_id} failed before deciding"}),
+        )
+        sys.exit(1)
+    click.echo(json.dumps(run.record, indent=2))
+    if run.record["status"] == "error":
+        sys.exit(1)
+
+
+@main.group()
+def models() -> None:
+    """Model versions: list them, show the champion, roll back."""
+
+
+def _registry():
+    from ctr_assets.models.registry import ModelRegistry
+
+    return ModelRegistry(open_database(), settings.ctr_home() / "models")
+
+
+@models.command("list")
+def models_list() -> None:
+    """Every trained version, oldest first; the champion is marked with *."""
+    registry = _registry()
+    champion = registry.champion()
+    for model in registry.versions():
+        mark = "*" if champion and model.version == champion.version else " "
+        mae = f"{model.holdout_mae:.4f}" if model.holdout_mae is not None else "n/a"
+        click.echo(
+            f"{mark} {model.version}  {model.created_at:%Y-%m-%d %H:%M}  hold-out MAE {mae}  "
+            f"rows {model.training_rows}"
+        )
+
+
+@models.command("champion")
+def models_champion() -> None:
+    """The champion and how it came to be, as JSON."""
+    registry = _registry()
+    champion = registry.champion()
+    if champion is None:
+        click.echo("no champion yet; run `ctr-assets check-retrain` to train one", err=True)
+        sys.exit(1)
+    change = registry.history()[-1]
+    click.echo(
+        json.dumps(
+            {
+                "version": champion.version,
+                "since": change.changed_at.isoformat(),
+                "action": change.action,
+                "reason": change.reason,
+                "previous_version": change.previous_version,
+                "holdout_mae": champion.holdout_mae,
+                "holdout_r2": champion.holdout_r2,
+                "file": champion.file_path,
+                "sha256": champion.sha256,
+            },
+            indent=2,
+        )
+    )
+
+
+@models.command("rollback")
+@click.argument("version")
+@click.option("--reason", default="manual rollback", show_default=True)
+def models_rollback(version: str, reason: str) -> None:
+    """Makes an earlier VERSION the champion again (its file is verified first)."""
+    registry = _registry()
+    registry.load(registry.get(version))  # refuse a missing or altered file
+    previous = registry.roll_back(version, reason)
+    click.echo(f"champion: {version} (was {previous})")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,7 @@ GOOD_ROW = {
     "impressions": 1000,
     "clicks": 40,
     "conversions": 2,
+    "created_at": datetime(2026, 11, 1, tzinfo=UTC),
 }
 SCHEMA = pa.schema(
     [
@@ -56,6 +58,7 @@ SCHEMA = pa.schema(
         ("impressions", pa.int64()),
         ("clicks", pa.int64()),
         ("conversions", pa.int64()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
     ]
 )
 
@@ -91,7 +94,14 @@ def test_each_bad_row_is_counted_under_its_reason_and_left_out(change: dict, rea
 
 def test_good_row_becomes_the_expected_frame() -> None:
     frame = screen_training_table(_table(GOOD_ROW)).frame
-    assert list(frame.columns) == ["video_id", *FEATURES, "impressions", "clicks", TARGET]
+    assert list(frame.columns) == [
+        "video_id",
+        *FEATURES,
+        "impressions",
+        "clicks",
+        "created_at",
+        TARGET,
+    ]
     row = frame.iloc[0]
     assert row[TARGET] == pytest.approx(0.04)
     assert np.isnan(row["music_energy"])

@@ -52,7 +52,14 @@ def training_query(min_impressions: int) -> str:
     if int(min_impressions) < 1:
         raise ValueError(f"min_impressions must be at least 1, got {min_impressions}")
     columns = ", ".join(
-        ["video_id", *NUMERIC_FEATURES, *BOOLEAN_FEATURES, *CATEGORICAL_FEATURES, *_COUNT_COLUMNS]
+        [
+            "video_id",
+            *NUMERIC_FEATURES,
+            *BOOLEAN_FEATURES,
+            *CATEGORICAL_FEATURES,
+            *_COUNT_COLUMNS,
+            "created_at",
+        ]
     )
     return (
         f"SELECT {columns} FROM videos "
@@ -112,7 +119,13 @@ def _bad_row_masks(table: pa.Table) -> dict[str, pa.Array]:
     }
 
 
-def _to_frame(table: pa.Table) -> pd.DataFrame:
+def feature_frame(table: pa.Table) -> pd.DataFrame:
+    """`video_id` and the model's features, typed as the model expects.
+
+    A category outside the contract becomes missing here; the training path has already
+    counted such rows and left them out.
+    """
+
     def as_float(name: str) -> np.ndarray:
         return table[name].cast(pa.float64()).to_numpy()
 
@@ -122,9 +135,15 @@ def _to_frame(table: pa.Table) -> pd.DataFrame:
     for name, categories in CATEGORICAL_FEATURES.items():
         codes = pc.fill_null(pc.index_in(table[name], pa.array(categories)), -1)
         columns[name] = pd.Categorical.from_codes(codes.to_numpy(), categories=list(categories))
+    return pd.DataFrame(columns)
+
+
+def _to_frame(table: pa.Table) -> pd.DataFrame:
+    frame = feature_frame(table)
     impressions = table["impressions"].to_numpy()
     clicks = table["clicks"].to_numpy()
-    columns["impressions"] = impressions
-    columns["clicks"] = clicks
-    columns[TARGET] = clicks / impressions
-    return pd.DataFrame(columns)
+    frame["impressions"] = impressions
+    frame["clicks"] = clicks
+    frame["created_at"] = table["created_at"].to_pandas()
+    frame[TARGET] = clicks / impressions
+    return frame

@@ -72,6 +72,13 @@ class Database:
         finally:
             conn.close()
 
+    def in_schema(self, schema: str) -> Database:
+        """The same database with `schema` first on the search path (tables land there)."""
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
+            raise ValueError(f"schema names here are lower-case identifiers, got {schema!r}")
+        separator = "&" if "?" in self.url else "?"
+        return Database(f"{self.url}{separator}options=-csearch_path%3D{schema}")
+
     def redacted_url(self) -> str:
         """The URL with any password hidden, for logs and messages."""
         return re.sub(r"(://[^:/@]*:)[^@]+@", r"\1***@", self.url)

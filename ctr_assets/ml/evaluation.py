@@ -30,9 +30,16 @@ def predict_ctr(booster: xgb.Booster, frame: pd.DataFrame) -> np.ndarray:
     return np.clip(booster.predict(matrix), 0.0, 1.0).astype(np.float64)
 
 
-def score_on_holdout(booster: xgb.Booster, frame: pd.DataFrame) -> HoldoutScore:
-    """Scores on the hold-out rows only, so champion and challenger meet on equal terms."""
-    held_out = frame.loc[holdout_mask(frame["video_id"])]
+def score_on_holdout(
+    booster: xgb.Booster, frame: pd.DataFrame, weights: np.ndarray | None = None
+) -> HoldoutScore:
+    """Scores on the hold-out rows only, so champion and challenger meet on equal terms.
+
+    With `weights` (one per frame row) the MAE and R² are weighted the same way training was.
+    """
+    mask = holdout_mask(frame["video_id"])
+    held_out = frame.loc[mask]
+    weight = None if weights is None else weights[mask]
     if len(held_out) < 2:
         raise ValueError(
             f"the frame has {len(held_out)} hold-out rows out of {len(frame)}; at least 2 are "
@@ -41,10 +48,10 @@ def score_on_holdout(booster: xgb.Booster, frame: pd.DataFrame) -> HoldoutScore:
     actual = target(held_out)
     predicted = predict_ctr(booster, held_out)
     return HoldoutScore(
-        mae=float(mean_absolute_error(actual, predicted)),
+        mae=float(mean_absolute_error(actual, predicted, sample_weight=weight)),
         # Not forced finite: a constant target gives NaN or -inf, never a made-up 0.0.
-        r2=float(r2_score(actual, predicted, force_finite=False)),
+        r2=float(r2_score(actual, predicted, sample_weight=weight, force_finite=False)),
         rows=len(held_out),
-        mean_predicted=float(predicted.mean()),
-        mean_actual=float(actual.mean()),
+        mean_predicted=float(np.average(predicted, weights=weight)),
+        mean_actual=float(np.average(actual, weights=weight)),
     )

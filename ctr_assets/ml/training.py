@@ -7,6 +7,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import xgboost as xgb
 
@@ -25,14 +26,14 @@ class TrainingError(RuntimeError):
 class TrainingParams:
     """Boosting settings; `extra` passes further raw XGBoost parameters and wins over the rest."""
 
-    num_boost_round: int = 300
-    max_depth: int = 6
-    learning_rate: float = 0.1
+    num_boost_round: int = 600
+    max_depth: int = 4
+    learning_rate: float = 0.05
     min_child_weight: float = 1.0
     subsample: float = 0.9
     colsample_bytree: float = 0.9
     reg_lambda: float = 1.0
-    early_stopping_rounds: int = 20
+    early_stopping_rounds: int = 40
     validation_fraction: float = 0.15
     seed: int = 42
     nthread: int = 2
@@ -73,8 +74,12 @@ def usable_training_rows(frame: pd.DataFrame) -> int:
     return int(len(frame) - holdout_mask(frame["video_id"]).sum())
 
 
-def train_ctr_model(frame: pd.DataFrame, params: TrainingParams) -> TrainedModel:
+def train_ctr_model(
+    frame: pd.DataFrame, params: TrainingParams, weights: np.ndarray | None = None
+) -> TrainedModel:
     """Fits on non-hold-out rows, stopping early on a validation slice of them.
+
+    `weights` (one per row, e.g. `recency_weights`) make some videos count more.
 
     The returned booster holds only the trees up to the best iteration, so the saved
     file and in-memory predictions agree without anyone passing an iteration range.
@@ -90,11 +95,16 @@ def train_ctr_model(frame: pd.DataFrame, params: TrainingParams) -> TrainedModel
         )
     features, labels = feature_matrix(frame), target(frame)
     train_matrix = xgb.QuantileDMatrix(
-        features[training], label=labels[training], enable_categorical=True, nthread=params.nthread
+        features[training],
+        label=labels[training],
+        weight=None if weights is None else weights[training],
+        enable_categorical=True,
+        nthread=params.nthread,
     )
     validation_matrix = xgb.QuantileDMatrix(
         features[validating],
         label=labels[validating],
+        weight=None if weights is None else weights[validating],
         enable_categorical=True,
         nthread=params.nthread,
         ref=train_matrix,

@@ -1,0 +1,160 @@
+"""Model versions and the champion.
+
+A model file is written (XGBoost JSON, fsynced, renamed into place) and registered with
+its checksum before anyone may serve it. The champion is the newest row of
+`champion_history`: promotion and rollback each insert one row under a lock, after
+checking that the champion is still the one the caller compared against. A crash at any
+point before that insert leaves the old champion serving; an orphan file is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import xgboost as xgb
+
+from ctr_assets.db.connection import Database
+from ctr_assets.ml.evaluation import HoldoutScore
+from ctr_assets.ml.model_files import load_model, new_version, save_model
+from ctr_assets.ml.training import TrainedModel
+
+_CHAMPION_LOCK = 7_316_004_212
+
+
+class ChampionChangedError(RuntimeError):
+    """Another check promoted or rolled back while this one was comparing."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    version: str
+    created_at: datetime
+    file_path: str
+    sha256: str
+    training_rows: int
+    holdout_rows: int
+    holdout_mae: float | None
+    holdout_r2: float | None
+    params: dict[str, Any]
+    training_seconds: float | None
+
+
+@dataclass(frozen=True)
+class ChampionChange:
+    version: str
+    previous_version: str | None
+    changed_at: datetime
+    action: str
+    reason: str
+
+
+_COLUMNS = (
+    "version, created_at, file_path, sha256, training_rows, holdout_rows, holdout_mae, "
+    "holdout_r2, params, training_seconds"
+)
+
+
+class ModelRegistry:
+    """Model files under `directory`, their records in `db`."""
+
+    def __init__(self, db: Database, directory: Path) -> None:
+        self.db = db
+        self.directory = directory
+
+    def champion(self) -> ModelVersion | None:
+        with self.db.connect() as conn, conn.cursor() as cur:
+            cur.execute(
+                f"SELECT {_COLUMNS} FROM model_versions WHERE version = "
+                "(SELECT version FROM champion_history ORDER BY id DESC LIMIT 1)"
+            )
+            row = cur.fetchone()
+        return ModelVersion(*row) if row else None
+
+    def get(self, version: str) -> ModelVersion:
+        with self.db.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT {_COLUMNS} FROM model_versions WHERE version = %s", (version,))
+            row = cur.fetchone()
+        if row is None:
+            raise KeyError(f"no model version {version!r}; `ctr-assets models list` shows them")
+        return ModelVersion(*row)
+
+    def versions(self) -> list[ModelVersion]:
+        with self.db.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT {_COLUMNS} FROM model_versions ORDER BY created_at, version")
+            return [ModelVersion(*row) for row in cur.fetchall()]
+
+    def history(self) -> list[ChampionChange]:
+        with self.db.connect() as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT version, previous_version, changed_at, action, reason "
+                "FROM champion_history ORDER BY id"
+            )
+            return [ChampionChange(*row) for row in cur.fetchall()]
+
+    def load(self, model: ModelVersion) -> xgb.Booster:
+        return load_model(Path(model.file_path), model.sha256)
+
+    def register(
+        self,
+        trained: TrainedModel,
+        score: HoldoutScore,
+        params: dict[str, Any],
+        now: datetime,
+    ) -> ModelVersion:
+        """Saves the file, then records the version (not yet champion)."""
+        version = new_version(now)
+        saved = save_model(trained.booster, self.directory, version)
+        with self.db.connect() as conn, conn.cursor() as cur:
+            cur.execute(
+                f"INSERT INTO model_versions ({_COLUMNS}) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                f"RETURNING {_COLUMNS}",
+                (
+                    version,
+                    now,
+                    str(saved.path),
+                    saved.sha256,
+                    trained.training_rows,
+                    score.rows,
+                    score.mae,
+                    score.r2,
+                    json.dumps(params),
+                    trained.training_seconds,
+                ),
+            )
+            return ModelVersion(*cur.fetchone())
+
+    def promote(self, version: str, expected_champion: str | None, reason: str) -> None:
+        """Makes `version` the champion if the champion is still `expected_champion`."""
+        self._change(version, expected_champion, "promoted", reason)
+
+    def roll_back(self, version: str, reason: str) -> str | None:
+        """Makes an earlier version the champion again; returns the one it replaced."""
+        self.get(version)  # a clear error for an unknown version
+        current = self.champion()
+        previous = current.version if current else None
+        if previous == version:
+            raise ValueError(f"{version} is already the champion")
+        self._change(version, previous, "rolled_back", reason)
+        return previous
+
+    def _change(self, version: str, expected: str | None, action: str, reason: str) -> None:
+        with self.db.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_CHAMPION_LOCK,))
+            cur.execute("SELECT version FROM champion_history ORDER BY id DESC LIMIT 1")
+            row = cur.fetchone()
+            current = row[0] if row else None
+            if current != expected:
+                raise ChampionChangedError(
+                    f"the champion is now {current}, not {expected} as when this check "
+                    f"compared; {version} was not made champion. Run the check again."
+                )
+            cur.execute(
+                "INSERT INTO champion_history (version, previous_version, action, reason) "
+                "VALUES (%s, %s, %s, %s)",
+                (version, current, action, reason),
+            )

@@ -1,0 +1,60 @@
+"""One check run, in this process: what `check-retrain` and the demo call."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import dagster as dg
+
+from ctr_assets.db.connection import Database
+from ctr_assets.orchestration.assets import TRIGGER_TAG
+from ctr_assets.orchestration.resources import CtrDatabase, ModelStore
+from ctr_assets.retraining.record import decision_for_run
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    run_id: str
+    success: bool
+    record: dict[str, Any] | None  # None when the run failed before deciding
+    checks: dict[str, bool]  # asset check name -> passed
+
+
+def run_check_in_process(
+    instance: dg.DagsterInstance,
+    db: Database,
+    *,
+    trigger: str = "manual",
+    model_dir: str | None = None,
+    as_of: datetime | None = None,
+    training_config: dict[str, Any] | None = None,
+    log_level: str = "INFO",
+) -> CheckRun:
+    """Materialises the whole graph once (accuracy, training data, model, report)."""
+    from ctr_assets.definitions import defs
+
+    ops: dict[str, Any] = {}
+    if as_of is not None:
+        ops["prediction_accuracy"] = {"config": {"as_of": as_of.isoformat()}}
+    if training_config:
+        ops["retrain_check"] = {"config": training_config}
+    result = dg.materialize(
+        [*defs.assets, *defs.asset_checks],
+        instance=instance,
+        resources={
+            **defs.resources,
+            "database": CtrDatabase(url=db.url),
+            "models": ModelStore(directory=model_dir),
+        },
+        run_config={
+            "ops": ops,
+            "loggers": {"console": {"config": {"log_level": log_level}}},
+        },
+        tags={TRIGGER_TAG: trigger},
+        raise_on_error=False,
+    )
+    checks = {
+        evaluation.check_name: evaluation.passed
+        for evaluation in result.get_asset_check_evaluations()
+    }
+    return CheckRun(result.run_id, result.success, decision_for_run(db, result.run_id), checks)

@@ -1,0 +1,1 @@
+"""Pictures and tables for people: what the UI shows beside the numbers."""

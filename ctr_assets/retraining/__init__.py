@@ -1,0 +1,1 @@
+"""One retrain check, start to finish, and the decision record it leaves."""

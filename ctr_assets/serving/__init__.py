@@ -1,0 +1,1 @@
+"""Serving the champion: predictions for new videos, recorded so the loop closes."""
