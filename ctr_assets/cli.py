@@ -276,9 +276,14 @@ def models_champion() -> None:
 @click.option("--reason", default="manual rollback", show_default=True)
 def models_rollback(version: str, reason: str) -> None:
     """Makes an earlier VERSION the champion again (its file is verified first)."""
+    from ctr_assets.ml.model_files import ModelFileError
+
     registry = _registry()
-    registry.load(registry.get(version))  # refuse a missing or altered file
-    previous = registry.roll_back(version, reason)
+    try:
+        registry.load(registry.get(version))  # refuse a missing or altered file
+        previous = registry.roll_back(version, reason)
+    except (KeyError, ValueError, ModelFileError) as error:
+        raise click.ClickException(str(error).strip("'\"")) from error
     click.echo(f"champion: {version} (was {previous})")
 
 

@@ -1,19 +1,16 @@
-"""The code location: `ctr_assets.definitions:defs`."""
+"""The code location: `ctr_assets.definitions:defs`.
 
-from __future__ import annotations
+Built when Dagster loads the location (not at import), so the schedule, freshness and
+alert settings come from the environment of the process that serves it.
+"""
 
 import dagster as dg
 
-from ctr_assets.orchestration.assets import prediction_accuracy, real_training_data, retrain_check
-from ctr_assets.orchestration.checks import promoted_model_beats_predecessor
-from ctr_assets.orchestration.resources import CtrDatabase, ModelStore, RetrainSettings
+from ctr_assets.orchestration.alerts import SlackAlerts
+from ctr_assets.orchestration.automation_settings import AutomationSettings
+from ctr_assets.orchestration.build import build_definitions
 
-defs = dg.Definitions(
-    assets=[prediction_accuracy, real_training_data, retrain_check],
-    asset_checks=[promoted_model_beats_predecessor],
-    resources={
-        "database": CtrDatabase(),
-        "models": ModelStore(),
-        "retrain_settings": RetrainSettings(),
-    },
-)
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(AutomationSettings.from_environment(), SlackAlerts.from_environment())

@@ -36,7 +36,7 @@ def test_definitions_validate_passes(tmp_path: Path) -> None:
 def test_loading_the_definitions_raises_no_warnings_from_our_code() -> None:
     code = (
         "import warnings; warnings.simplefilter('error');"
-        "import ctr_assets.definitions as d; d.defs.get_repository_def().get_all_jobs()"
+        "import ctr_assets.definitions as d; d.defs().get_repository_def().get_all_jobs()"
     )
     done = subprocess.run(
         [sys.executable, "-W", "error::DeprecationWarning", "-c", code],
@@ -49,8 +49,9 @@ def test_loading_the_definitions_raises_no_warnings_from_our_code() -> None:
 
 
 def test_fixed_names_and_lineage() -> None:
-    from ctr_assets.definitions import defs
+    from ctr_assets.orchestration.build import build_definitions
 
+    defs = build_definitions()
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
     assert keys == {"prediction_accuracy", "real_training_data", "ctr_model", "retrain_report"}

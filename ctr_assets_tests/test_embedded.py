@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ctr_assets.db.connection import Database
-from ctr_assets.db.schema import migrate
+from ctr_assets.db.schema import migrate, migration_files
 
 
 def test_embedded_server_boots_from_an_empty_directory(tmp_path: Path) -> None:
@@ -18,7 +18,7 @@ def test_embedded_server_boots_from_an_empty_directory(tmp_path: Path) -> None:
     db = Database.embedded(home)
     assert (home / "pgdata" / "PG_VERSION").exists()
     assert "host=" in db.url  # a Unix socket, no TCP port
-    assert migrate(db) == ["0001_initial"]
+    assert migrate(db) == [version for version, _ in migration_files()]
     with db.connect() as conn, conn.cursor() as cur:
         cur.execute("SELECT current_setting('listen_addresses'), count(*) FROM videos")
         assert cur.fetchone() == ("", 0)

@@ -97,7 +97,8 @@ def measure_accuracy(
                    avg(abs(p.predicted_ctr - p.actual_ctr)),
                    sqrt(avg((p.predicted_ctr - p.actual_ctr) ^ 2)),
                    sum((p.predicted_ctr - p.actual_ctr) ^ 2),
-                   var_pop(p.actual_ctr) * count(*),
+                   CASE WHEN min(p.actual_ctr) < max(p.actual_ctr)
+                        THEN var_pop(p.actual_ctr) * count(*) END,
                    avg(p.predicted_ctr),
                    avg(p.actual_ctr),
                    count(p.predicted_roas - p.actual_roas),
@@ -146,8 +147,9 @@ def measure_accuracy(
         n_samples=int(n),
         mae=float(mae),
         rmse=float(rmse),
-        # R² needs spread in the outcomes; with none it is undefined, not 0.
-        r2=float(1 - ss_res / ss_tot) if ss_tot and ss_tot > 0 else None,
+        # R² needs spread in the outcomes; with none it is undefined, not 0. (var_pop of
+        # equal values can come back as rounding dust, hence the min < max test above.)
+        r2=float(1 - ss_res / ss_tot) if ss_tot else None,
         mean_predicted_ctr=float(mean_pred),
         mean_actual_ctr=float(mean_act),
         roas_samples=int(n_roas),

@@ -135,6 +135,11 @@ class ModelRegistry:
     def roll_back(self, version: str, reason: str) -> str | None:
         """Makes an earlier version the champion again; returns the one it replaced."""
         self.get(version)  # a clear error for an unknown version
+        if version not in {change.version for change in self.history()}:
+            raise ValueError(
+                f"{version} was never champion (a rejected challenger?); only earlier "
+                "champions can be rolled back to"
+            )
         current = self.champion()
         previous = current.version if current else None
         if previous == version:

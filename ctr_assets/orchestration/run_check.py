@@ -8,6 +8,7 @@ import dagster as dg
 
 from ctr_assets.db.connection import Database
 from ctr_assets.orchestration.assets import TRIGGER_TAG
+from ctr_assets.orchestration.build import build_definitions
 from ctr_assets.orchestration.resources import CtrDatabase, ModelStore
 from ctr_assets.retraining.record import decision_for_run
 
@@ -29,17 +30,20 @@ def run_check_in_process(
     as_of: datetime | None = None,
     training_config: dict[str, Any] | None = None,
     log_level: str = "INFO",
+    selection: list[str] | None = None,
+    tags: dict[str, str] | None = None,
 ) -> CheckRun:
-    """Materialises the whole graph once (accuracy, training data, model, report)."""
-    from ctr_assets.definitions import defs
-
+    """Materialises the whole graph once (accuracy, training data, model, report), or the
+    `selection` of it (the rest is read from the latest materializations)."""
+    defs = build_definitions()
     ops: dict[str, Any] = {}
-    if as_of is not None:
+    selected = set(selection) if selection else {"prediction_accuracy", "ctr_model"}
+    if as_of is not None and "prediction_accuracy" in selected:
         ops["prediction_accuracy"] = {"config": {"as_of": as_of.isoformat()}}
-    if training_config:
+    if training_config and "ctr_model" in selected:
         ops["retrain_check"] = {"config": training_config}
     result = dg.materialize(
-        [*defs.assets, *defs.asset_checks],
+        [*defs.assets, *defs.asset_checks],  # type: ignore[misc]
         instance=instance,
         resources={
             **defs.resources,
@@ -50,7 +54,8 @@ def run_check_in_process(
             "ops": ops,
             "loggers": {"console": {"config": {"log_level": log_level}}},
         },
-        tags={TRIGGER_TAG: trigger},
+        tags={TRIGGER_TAG: trigger, **(tags or {})},
+        selection=selection,
         raise_on_error=False,
     )
     checks = {

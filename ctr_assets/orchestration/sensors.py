@@ -1,0 +1,158 @@
+"""The two sensors: accuracy freshness and MAE, and new purchase signals."""
+
+import json
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from ctr_assets.db.purchases import new_purchase_signals, purchase_horizon
+from ctr_assets.orchestration.assets import TRIGGER_TAG
+from ctr_assets.orchestration.automation_settings import AutomationSettings
+from ctr_assets.orchestration.jobs import (
+    ACCURACY,
+    MODEL,
+    REPORT,
+    TRAINING_DATA,
+    retrain_check_job,
+)
+from ctr_assets.orchestration.resources import CtrDatabase, RetrainSettings
+from ctr_assets.retraining.triggers import (
+    AccuracyObservation,
+    SensorFacts,
+    accuracy_sensor_action,
+)
+
+_WAITING = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def check_in_progress(instance: dg.DagsterInstance) -> bool:
+    """A queued or running run that includes `ctr_model` (a whole-graph run included)."""
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=_WAITING)):
+        if run.asset_selection is None or MODEL in run.asset_selection:
+            return True
+    return False
+
+
+def latest_materialization(instance: dg.DagsterInstance, key: dg.AssetKey):
+    """The newest materialization record of `key` (storage id, time, metadata), or None."""
+    records = instance.fetch_materializations(key, limit=1).records
+    return records[0] if records else None
+
+
+def observe_accuracy(instance: dg.DagsterInstance) -> AccuracyObservation | None:
+    """The newest accuracy materialization, and whether a decision already followed it."""
+    latest = latest_materialization(instance, ACCURACY)
+    if latest is None:
+        return None
+    report = latest_materialization(instance, REPORT)
+    metadata = latest.asset_materialization.metadata
+
+    def value(name: str):
+        entry = metadata.get(name)
+        return None if entry is None else entry.value
+
+    champion = value("champion")
+    return AccuracyObservation(
+        storage_id=latest.storage_id,
+        materialized_at=datetime.fromtimestamp(latest.timestamp, UTC),
+        mae=value("mae"),
+        n_samples=int(value("n_samples") or 0),
+        champion=None if champion in (None, "none yet") else champion,
+        decided=report is not None and report.storage_id > latest.storage_id,
+    )
+
+
+def build_accuracy_sensor(settings: AutomationSettings) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="ctr_accuracy_sensor",
+        job=retrain_check_job,
+        minimum_interval_seconds=settings.accuracy_sensor_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "Refreshes prediction_accuracy when it is older than its freshness window; when "
+            "a fresh accuracy breaches the threshold on enough samples, requests ctr_model "
+            "and retrain_report once for that accuracy (not during a running check, not "
+            "within the cooldown after a retrain)."
+        ),
+    )
+    def ctr_accuracy_sensor(context: dg.SensorEvaluationContext, retrain_settings: RetrainSettings):
+        instance = context.instance
+        last_model = latest_materialization(instance, MODEL)
+        facts = SensorFacts(
+            now=datetime.now(UTC),
+            accuracy=observe_accuracy(instance),
+            check_in_progress=check_in_progress(instance),
+            last_retrain_at=(
+                datetime.fromtimestamp(last_model.timestamp, UTC) if last_model else None
+            ),
+        )
+        action = accuracy_sensor_action(
+            facts,
+            retrain_settings.policy(),
+            settings.accuracy_freshness,
+            settings.retrain_cooldown,
+        )
+        if action.kind == "skip":
+            return dg.SkipReason(action.reason)
+        earlier = instance.get_runs(
+            filters=dg.RunsFilter(tags={"dagster/run_key": action.run_key}), limit=1
+        )
+        if earlier:
+            return dg.SkipReason(
+                f"{action.reason}; already requested in run {earlier[0].run_id} "
+                f"({earlier[0].status.value.lower()})"
+            )
+        selection = [ACCURACY, TRAINING_DATA] if action.kind == "refresh" else [MODEL, REPORT]
+        return dg.RunRequest(
+            run_key=action.run_key,
+            asset_selection=selection,
+            tags={TRIGGER_TAG: "accuracy_sensor", "ctr_assets/sensor_reason": action.reason[:200]},
+        )
+
+    return ctr_accuracy_sensor
+
+
+def build_purchase_sensor(settings: AutomationSettings) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="purchase_signals_sensor",
+        job=retrain_check_job,
+        minimum_interval_seconds=settings.purchase_sensor_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "New rows in purchase_signals lead to one check (however many arrived since the "
+            "last tick). The cursor is a transaction id, so a row that commits late is "
+            "still counted, exactly once."
+        ),
+    )
+    def purchase_signals_sensor(context: dg.SensorEvaluationContext, database: CtrDatabase):
+        db = database.open()
+        if context.cursor is None:
+            horizon = purchase_horizon(db)
+            context.update_cursor(json.dumps({"xid": horizon}))
+            return dg.SkipReason(
+                f"first tick: signals from transaction {horizon} on will trigger checks"
+            )
+        since = int(json.loads(context.cursor)["xid"])
+        if check_in_progress(context.instance):
+            return dg.SkipReason(
+                "a check is already queued or running; new signals wait for the next tick"
+            )
+        batch = new_purchase_signals(db, since)
+        context.update_cursor(json.dumps({"xid": batch.until_xid}))
+        if batch.count == 0:
+            return dg.SkipReason(f"no new purchase signals (cursor {batch.until_xid})")
+        return dg.RunRequest(
+            run_key=f"purchases-{batch.since_xid}-{batch.until_xid}",
+            tags={
+                TRIGGER_TAG: "purchase_signals",
+                "ctr_assets/purchases": str(batch.count),
+                "ctr_assets/purchase_ids": f"{batch.first_id}-{batch.last_id}",
+            },
+        )
+
+    return purchase_signals_sensor
