@@ -19,25 +19,28 @@ class AutomationSettings:
     @classmethod
     def from_environment(cls) -> AutomationSettings:
         """`CTR_SCHEDULE_CRON`, `CTR_SCHEDULE_TIMEZONE`, `CTR_ACCURACY_FRESHNESS_HOURS`,
-        `CTR_RETRAIN_COOLDOWN_HOURS`, `CTR_PURCHASE_SENSOR_INTERVAL_SECONDS`; unset ones
-        keep their defaults."""
+        `CTR_RETRAIN_COOLDOWN_HOURS`, `CTR_PURCHASE_SENSOR_INTERVAL_SECONDS`,
+        `CTR_ACCURACY_SENSOR_INTERVAL_SECONDS`; unset ones keep their defaults."""
         env = os.environ
         defaults = cls()
+
+        def hours(name: str, default: timedelta) -> timedelta:
+            value = env.get(name)
+            return timedelta(hours=float(value)) if value else default
+
+        def seconds(name: str, default: int) -> int:
+            value = env.get(name)
+            return int(value) if value else default
+
         return cls(
-            schedule_cron=env.get("CTR_SCHEDULE_CRON", defaults.schedule_cron),
-            schedule_timezone=env.get("CTR_SCHEDULE_TIMEZONE", defaults.schedule_timezone),
-            accuracy_freshness=_hours(env.get("CTR_ACCURACY_FRESHNESS_HOURS"))
-            or defaults.accuracy_freshness,
-            retrain_cooldown=_hours(env.get("CTR_RETRAIN_COOLDOWN_HOURS"))
-            or defaults.retrain_cooldown,
-            purchase_sensor_interval_seconds=int(
-                env.get(
-                    "CTR_PURCHASE_SENSOR_INTERVAL_SECONDS",
-                    defaults.purchase_sensor_interval_seconds,
-                )
+            schedule_cron=env.get("CTR_SCHEDULE_CRON") or defaults.schedule_cron,
+            schedule_timezone=env.get("CTR_SCHEDULE_TIMEZONE") or defaults.schedule_timezone,
+            accuracy_freshness=hours("CTR_ACCURACY_FRESHNESS_HOURS", defaults.accuracy_freshness),
+            retrain_cooldown=hours("CTR_RETRAIN_COOLDOWN_HOURS", defaults.retrain_cooldown),
+            purchase_sensor_interval_seconds=seconds(
+                "CTR_PURCHASE_SENSOR_INTERVAL_SECONDS", defaults.purchase_sensor_interval_seconds
+            ),
+            accuracy_sensor_interval_seconds=seconds(
+                "CTR_ACCURACY_SENSOR_INTERVAL_SECONDS", defaults.accuracy_sensor_interval_seconds
             ),
         )
-
-
-def _hours(value: str | None) -> timedelta | None:
-    return timedelta(hours=float(value)) if value else None
