@@ -437,3 +437,22 @@ def test_from_environment_enables_only_a_complete_destination(
     for variable, value in environment.items():
         monkeypatch.setenv(variable, value)
     assert SlackAlerts.from_environment().enabled is enabled
+
+
+@pytest.mark.parametrize("status", ["no_retrain_needed", "insufficient_data", "retrained"])
+def test_a_failed_run_alerts_whatever_its_record_says(status: str) -> None:
+    record = {
+        "status": status,
+        "reason": "because",
+        "trigger": "schedule",
+        "mae": 0.01,
+        "n_samples": 100,
+        "threshold": 0.02,
+        "champion_before": "v1",
+        "champion_after": "v1",
+    }
+    text = alert_text(record, "http://ui/runs/r1", failure="blocking check failed")
+    assert text is not None
+    assert text.startswith(":x:")
+    assert "blocking check failed" in text
+    assert f"Decision: {status}" in text
