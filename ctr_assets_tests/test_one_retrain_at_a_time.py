@@ -47,7 +47,8 @@ def _step_window(instance: dg.DagsterInstance, run_id: str) -> tuple[float, floa
         if event.dagster_event and event.dagster_event.step_key == "retrain_check"
     }
     end = times.get("STEP_SUCCESS", times.get("STEP_FAILURE"))
-    assert "STEP_START" in times and end is not None, times
+    assert "STEP_START" in times, times
+    assert end is not None, times
     return times["STEP_START"], end
 
 
