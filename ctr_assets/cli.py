@@ -199,23 +199,53 @@ def demo(
     default="manual",
     show_default=True,
 )
-def check_retrain(trigger: str) -> None:
+@click.option(
+    "--webserver",
+    default=None,
+    help="Dagster webserver to launch on (default DAGSTER_WEBSERVER_URL or "
+    "http://127.0.0.1:3000); when none answers, the check runs in this process.",
+)
+@click.option("--in-process", is_flag=True, help="Run here even if a webserver answers.")
+def check_retrain(trigger: str, webserver: str | None, in_process: bool) -> None:
     """Runs one retrain check now and prints its decision record as JSON.
 
     Exits 0 for every status but `error`, which exits 1.
     """
+    from ctr_assets.orchestration.remote import (
+        run_check_on_webserver,
+        webserver_answers,
+        webserver_url,
+    )
     from ctr_assets.orchestration.run_check import run_check_in_process
+    from ctr_assets.retraining.record import decision_for_run
 
     db = open_database()
-    with _dagster_instance() as instance:
-        run = run_check_in_process(instance, db, trigger=trigger, log_level="WARNING")
-    if run.record is None:
+    url = webserver or webserver_url()
+    if not in_process and webserver_answers(url):
+        click.echo(f"launching on the Dagster webserver at {url}", err=True)
+        remote = run_check_on_webserver(url, trigger)
+        run_id, record = remote.run_id, decision_for_run(db, remote.run_id)
+        where = f"{url.rstrip('/')}/runs/{run_id}"
+    else:
+        with _dagster_instance() as instance:
+            run = run_check_in_process(instance, db, trigger=trigger, log_level="WARNING")
+        run_id, record, where = run.run_id, run.record, "in this process"
+    if record is None:
         click.echo(
-            json.dumps({"status": "error", "reason": f"run {run.run_id} failed before deciding"}),
+            json.dumps(
+                {
+                    "status": "error",
+                    "reason": f"run {run_id} ({where}) left no decision record in "
+                    f"{db.redacted_url()}: it failed before deciding, or the code location "
+                    "uses another database",
+                    "run_id": run_id,
+                },
+                indent=2,
+            )
         )
         sys.exit(1)
-    click.echo(json.dumps(run.record, indent=2))
-    if run.record["status"] == "error":
+    click.echo(json.dumps(record, indent=2))
+    if record["status"] == "error":
         sys.exit(1)
 
 

@@ -1,0 +1,56 @@
+"""Launching a check on a running Dagster webserver, so it shows in the UI."""
+
+import os
+import time
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import dagster as dg
+import requests
+from dagster_graphql import DagsterGraphQLClient
+
+from ctr_assets.orchestration.assets import TRIGGER_TAG
+from ctr_assets.orchestration.jobs import RETRAIN_CHECK_JOB
+
+DEFAULT_WEBSERVER = "http://127.0.0.1:3000"
+_FINISHED = {
+    dg.DagsterRunStatus.SUCCESS,
+    dg.DagsterRunStatus.FAILURE,
+    dg.DagsterRunStatus.CANCELED,
+}
+
+
+def webserver_url() -> str:
+    return os.environ.get("DAGSTER_WEBSERVER_URL") or DEFAULT_WEBSERVER
+
+
+def webserver_answers(url: str) -> bool:
+    """True when a Dagster webserver answers at `url` (within a second)."""
+    try:
+        return requests.get(f"{url.rstrip('/')}/server_info", timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
+@dataclass(frozen=True)
+class RemoteRun:
+    run_id: str
+    status: dg.DagsterRunStatus
+
+
+def run_check_on_webserver(url: str, trigger: str, timeout_seconds: float = 3600) -> RemoteRun:
+    """Submits the check job through Dagster's GraphQL API and waits for it to finish."""
+    parsed = urlparse(url)
+    client = DagsterGraphQLClient(
+        parsed.hostname or "127.0.0.1",
+        port_number=parsed.port,
+        use_https=parsed.scheme == "https",
+        path_prefix=parsed.path.rstrip("/"),
+    )
+    run_id = client.submit_job_execution(RETRAIN_CHECK_JOB, tags={TRIGGER_TAG: trigger})
+    deadline = time.monotonic() + timeout_seconds
+    while (status := client.get_run_status(run_id)) not in _FINISHED:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} still {status.value} after {timeout_seconds:.0f} s")
+        time.sleep(1)
+    return RemoteRun(run_id, status)

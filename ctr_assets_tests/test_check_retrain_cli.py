@@ -1,0 +1,158 @@
+"""`ctr-assets check-retrain`: in this process, and through a running Dagster webserver."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import psycopg2
+import pytest
+import requests
+
+from ctr_assets.db.connection import Database
+from ctr_assets.retraining.record import STATUSES
+from ctr_assets.simulation.populate import populate
+from ctr_assets_tests.conftest import _with_database
+from ctr_assets_tests.world_specs import small_world
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+FIXED_KEYS = {
+    "status",
+    "reason",
+    "trigger",
+    "checked_at",
+    "mae",
+    "n_samples",
+    "threshold",
+    "champion_before",
+    "champion_after",
+    "mae_before",
+    "mae_after",
+    "r2_before",
+    "r2_after",
+    "training_seconds",
+}
+
+
+def _env(db: Database, home: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DAGSTER_HOME"}}
+    env.update(DATABASE_URL=db.url, CTR_HOME=str(home), **extra)
+    return env
+
+
+def _check_retrain(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "ctr-assets"), "check-retrain", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_in_process_prints_the_decision_record(db: Database, tmp_path: Path) -> None:
+    populate(db, small_world())
+    env = _env(db, tmp_path / "home", DAGSTER_WEBSERVER_URL="http://127.0.0.1:9")
+    first = _check_retrain(env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    record = json.loads(first.stdout)
+    assert set(record) >= FIXED_KEYS
+    assert record["status"] == "retrained"
+    assert record["trigger"] == "manual"
+    again = json.loads(_check_retrain(env, "--in-process").stdout)
+    assert again["status"] in STATUSES
+    assert again["champion_before"] == record["champion_after"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def webserver(pg_admin_url: str, db: Database, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """dagster-webserver serving workspace.yaml, its storage on PostgreSQL."""
+    name = f"dagster_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(pg_admin_url)
+    admin.autocommit = True
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    storage = Database(_with_database(pg_admin_url, name)).sqlalchemy_url
+    (dagster_home / "dagster.yaml").write_text(
+        f"storage:\n  postgres:\n    postgres_url: {storage}\n"
+        "run_coordinator:\n  module: dagster.core.run_coordinator\n"
+        "  class: DefaultRunCoordinator\n"
+        "telemetry:\n  enabled: false\n"
+    )
+    port = _free_port()
+    env = _env(db, tmp_path / "home", DAGSTER_HOME=str(dagster_home))
+    log = (tmp_path / "webserver.log").open("w")
+    process = subprocess.Popen(
+        [
+            str(BIN / "dagster-webserver"),
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if requests.get(f"{url}/server_info", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                pass
+            assert process.poll() is None, (tmp_path / "webserver.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the webserver did not come up"
+            time.sleep(0.5)
+        yield url, dagster_home
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def test_through_the_webserver_the_run_shows_in_dagster(
+    db: Database, tmp_path: Path, webserver: tuple[str, Path]
+) -> None:
+    url, dagster_home = webserver
+    populate(db, small_world())
+    done = _check_retrain(_env(db, tmp_path / "home"), "--webserver", url)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert f"launching on the Dagster webserver at {url}" in done.stderr
+    record = json.loads(done.stdout)
+    assert record["status"] == "retrained"
+    assert record["trigger"] == "manual"
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        run = instance.get_run_by_id(record["run_id"])
+        assert run is not None
+        assert run.job_name == "retrain_check_job"
+        assert run.status == dg.DagsterRunStatus.SUCCESS
