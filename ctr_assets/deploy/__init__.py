@@ -1,0 +1,1 @@
+"""Deployment files that ship with the package (the local stack uses them)."""
