@@ -86,3 +86,14 @@ def db(pg_admin_url: str, template_database: str) -> Iterator[Database]:
     yield Database(_with_database(pg_admin_url, name))
     admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
+
+
+@pytest.fixture
+def dagster_storage_url(pg_admin_url: str) -> Iterator[str]:
+    """A new, empty database for Dagster's own storage, as a dagster-postgres URL."""
+    name = f"dagster_{uuid.uuid4().hex[:10]}"
+    admin = _admin(pg_admin_url)
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    yield Database(_with_database(pg_admin_url, name)).sqlalchemy_url
+    admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()

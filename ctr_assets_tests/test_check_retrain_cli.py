@@ -136,8 +136,6 @@ def webserver(pg_admin_url: str, db: Database, tmp_path: Path) -> Iterator[tuple
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
         log.close()
-        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
 
 
 def test_through_the_webserver_the_run_shows_in_dagster(

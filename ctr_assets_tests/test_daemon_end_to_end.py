@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -22,21 +20,9 @@ from dagster._daemon.sensor import execute_sensor_iteration
 
 from ctr_assets.db.connection import Database
 from ctr_assets.orchestration.jobs import MODEL
-from ctr_assets_tests.conftest import _with_database
 from ctr_assets_tests.scenarios import Scenario, scenario_spec, with_champion
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def dagster_storage_url(pg_admin_url: str) -> Iterator[str]:
-    name = f"dagster_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(pg_admin_url)
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    yield Database(_with_database(pg_admin_url, name)).sqlalchemy_url
-    admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
 
 
 def _tick(context) -> None:

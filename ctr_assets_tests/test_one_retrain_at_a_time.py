@@ -6,38 +6,24 @@ import itertools
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-import psycopg2
 import pytest
 
 from ctr_assets.db.connection import Database
-from ctr_assets_tests.conftest import _with_database
 from ctr_assets_tests.scenarios import make_scenario, with_champion
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def dagster_home(pg_admin_url: str, tmp_path: Path) -> Iterator[Path]:
-    name = f"dagster_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(pg_admin_url)
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+def dagster_home(dagster_storage_url: str, tmp_path: Path) -> Path:
+    """The product's own dagster.yaml (pools limited to 1), storage in a new database."""
     home = tmp_path / "dagster_home"
     home.mkdir()
-    url = Database(_with_database(pg_admin_url, name)).sqlalchemy_url
-    (home / "dagster.yaml").write_text(
-        f"storage:\n  postgres:\n    postgres_url: {url}\n"
-        "concurrency:\n  pools:\n    granularity: op\n    default_limit: 1\n"
-        "telemetry:\n  enabled: false\n"
-    )
-    yield home
-    admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    (home / "dagster.yaml").write_text((ROOT / "dagster.yaml").read_text())
+    return home
 
 
 def _step_window(instance: dg.DagsterInstance, run_id: str) -> tuple[float, float]:
@@ -53,9 +39,14 @@ def _step_window(instance: dg.DagsterInstance, run_id: str) -> tuple[float, floa
 
 
 def test_schedule_sensor_and_manual_retrains_never_overlap(
-    db: Database, dagster_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db: Database,
+    dagster_home: Path,
+    dagster_storage_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", dagster_storage_url)
     with dg.DagsterInstance.get() as instance:
         scenario = with_champion(make_scenario(db, instance, tmp_path, 9), 6, 16)
         as_of = scenario.world.spec.day_start(17).isoformat()
@@ -64,7 +55,11 @@ def test_schedule_sensor_and_manual_retrains_never_overlap(
             ["accuracy_sensor", "ctr_model,retrain_report"],
             ["manual"],
         ]
-        env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(dagster_home),
+            "DAGSTER_POSTGRES_URL": dagster_storage_url,
+        }
         processes = [
             subprocess.Popen(
                 [
