@@ -46,7 +46,10 @@ def stack(db: Database, dagster_storage_url: str, tmp_path: Path) -> Iterator[De
 @pytest.fixture
 def page() -> Iterator[Page]:
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package (.ci/run does)")
+        message = f"{CHROMIUM} is missing: `apt-get install chromium` (.ci/run does)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
