@@ -5,23 +5,20 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
-import psycopg2
 import pytest
 import requests
 
 from ctr_assets.db.connection import Database
 from ctr_assets.retraining.record import STATUSES
 from ctr_assets.simulation.populate import populate
-from ctr_assets_tests.conftest import _with_database
+from ctr_assets_tests.dev_stack import free_port
 from ctr_assets_tests.world_specs import small_world
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,36 +72,31 @@ def test_in_process_prints_the_decision_record(db: Database, tmp_path: Path) -> 
     assert again["champion_before"] == record["champion_after"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
-def webserver(pg_admin_url: str, db: Database, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """dagster-webserver serving workspace.yaml, its storage on PostgreSQL."""
-    name = f"dagster_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(pg_admin_url)
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+def webserver(dagster_storage_url: str, db: Database, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """dagster-webserver serving the code location, its storage on PostgreSQL. Runs are
+    launched directly (no daemon), so this is the webserver path alone."""
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
-    storage = Database(_with_database(pg_admin_url, name)).sqlalchemy_url
     (dagster_home / "dagster.yaml").write_text(
-        f"storage:\n  postgres:\n    postgres_url: {storage}\n"
+        f"storage:\n  postgres:\n    postgres_url: {dagster_storage_url}\n"
         "run_coordinator:\n  module: dagster.core.run_coordinator\n"
         "  class: DefaultRunCoordinator\n"
         "telemetry:\n  enabled: false\n"
     )
-    port = _free_port()
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(
+        "load_from:\n  - python_module:\n      module_name: ctr_assets.definitions\n"
+        "      attribute: defs\n      location_name: ctr_assets\n"
+    )
+    port = free_port()
     env = _env(db, tmp_path / "home", DAGSTER_HOME=str(dagster_home))
     log = (tmp_path / "webserver.log").open("w")
     process = subprocess.Popen(
         [
             str(BIN / "dagster-webserver"),
             "-w",
-            "workspace.yaml",
+            str(workspace),
             "-h",
             "127.0.0.1",
             "-p",
