@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # One image for the three Dagster services in docker-compose.yml: the code location's gRPC
 # server (`user_code`; runs execute there too, under DefaultRunLauncher), the webserver and
 # the daemon. Build context: the repository root (.dockerignore keeps out everything else).

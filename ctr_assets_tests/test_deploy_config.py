@@ -431,7 +431,9 @@ def _postgres_services(services: Mapping[str, Document]) -> dict[str, Document]:
     }
 
 
-def _database_problems(services: Mapping[str, Document], env_example: Mapping[str, str]) -> list[str]:
+def _database_problems(
+    services: Mapping[str, Document], env_example: Mapping[str, str]
+) -> list[str]:
     postgres = _postgres_services(services)
     if not postgres:
         return ["docker-compose.yml has no service running the postgres image"]
@@ -478,13 +480,21 @@ def _url_problems(
         return [f"{where} is not a URL ({error}); percent-encode the password"]
     found = []
     if variable == "DAGSTER_POSTGRES_URL" and parts.scheme != STORAGE_SCHEME:
-        found.append(f"{where} has scheme {parts.scheme!r}; dagster-postgres needs {STORAGE_SCHEME}")
+        found.append(
+            f"{where} has scheme {parts.scheme!r}; dagster-postgres needs {STORAGE_SCHEME}"
+        )
     if variable == "DATABASE_URL" and parts.scheme not in APPLICATION_SCHEMES:
         found.append(f"{where} has scheme {parts.scheme!r}, not a PostgreSQL URL")
     if parts.hostname not in postgres:
+        garbled = any(f"@{name}:" in url for name in postgres)
         found.append(
             f"{where} points at host {parts.hostname!r}, not at the postgres service "
             f"({', '.join(postgres)})"
+            + (
+                "; its user or password holds a URL-special character (@ / : ? #)"
+                if garbled
+                else ""
+            )
         )
         return found
     hosts.add(parts.hostname)
@@ -519,8 +529,11 @@ class Image:
     base: str
     env: dict[str, str]
     user: str | None
-    copies: dict[str, str]  # source in the build context -> path in the image
+    copies: list[tuple[str, str]]  # (source in the build context, path in the image)
     runs: list[str]
+
+    def destinations(self, source: str) -> set[str]:
+        return {target for copied, target in self.copies if copied == source}
 
 
 def _expand(text: str, env: Mapping[str, str]) -> str:
@@ -529,7 +542,7 @@ def _expand(text: str, env: Mapping[str, str]) -> str:
 
 def read_dockerfile(text: str) -> Image:
     logical = re.sub(r"\\\n(?:\s*#[^\n]*\n)*", " ", text)
-    base, env, user, copies, runs, workdir = "", {}, None, {}, [], "/"
+    base, env, user, copies, runs, workdir = "", {}, None, [], [], "/"
     for line in logical.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
@@ -557,7 +570,7 @@ def read_dockerfile(text: str) -> Image:
             for source in sources:
                 name = posixpath.basename(source.rstrip("/"))
                 target = posixpath.join(dest, name) if into_directory else dest
-                copies[posixpath.normpath(source)] = posixpath.normpath(target)
+                copies.append((posixpath.normpath(source), posixpath.normpath(target)))
     return Image(base, env, user, copies, runs)
 
 
@@ -592,17 +605,21 @@ def image_problems(
         found.append("the image runs as root: add a USER")
     if not any(re.search(r"\bpip install\b.*\s\.(\s|$)", run) for run in image.runs):
         found.append("the image does not `pip install .` the package")
-    package_dir = posixpath.dirname(image.copies.get("pyproject.toml", "/?/pyproject.toml"))
+    package_dirs = {posixpath.dirname(path) for path in image.destinations("pyproject.toml")}
+    if len(package_dirs) != 1:
+        found.append("the image does not copy pyproject.toml (once) to build the package from")
+    package_dir = next(iter(package_dirs), "?")
     for link in sorted((root / "ctr_assets").rglob("*")):
         target = link.resolve()
-        if link.is_symlink() and target.is_relative_to(root):
+        outside = not target.is_relative_to(root / "ctr_assets")
+        if link.is_symlink() and outside and target.is_relative_to(root):
             source = target.relative_to(root).as_posix()
-            if image.copies.get(source) != posixpath.join(package_dir, source):
+            if posixpath.join(package_dir, source) not in image.destinations(source):
                 found.append(
                     f"{link.relative_to(root)} links to {source}, which the image does not copy "
                     f"beside pyproject.toml ({package_dir}): the package would ship without it"
                 )
-    for source in sorted(image.copies):
+    for source in sorted({source for source, _ in image.copies}):
         if ignored(source, dockerignore):
             found.append(f".dockerignore excludes {source}, which the Dockerfile copies")
     if not ignored(ENV_FILE, dockerignore):
@@ -619,10 +636,12 @@ def image_problems(
             found.append(f"service {name} is not built from ./Dockerfile")
         environment = {**image.env, **environment_of(service, env_example)}
         home = environment.get("DAGSTER_HOME")
-        if not home or image.copies.get("dagster.yaml") != posixpath.join(home, "dagster.yaml"):
+        if not home or posixpath.join(home, "dagster.yaml") not in image.destinations(
+            "dagster.yaml"
+        ):
             found.append(f"service {name}: dagster.yaml is not in its DAGSTER_HOME ({home})")
         workspace = flag_value(command_of(service), "-w", "--workspace")
-        if workspace and image.copies.get("workspace.yaml") != workspace:
+        if workspace and workspace not in image.destinations("workspace.yaml"):
             found.append(f"service {name} loads -w {workspace}, where the image has no workspace")
         mounts = volume_mounts(service)
         command = command_of(service)
@@ -656,7 +675,10 @@ def dagster_commands(compose: Document) -> list[tuple[str, list[str]]]:
     """(where, command) of every Dagster command the services run, healthchecks included."""
     commands = []
     for name, service in (compose.get("services") or {}).items():
-        for where, command in ((name, command_of(service)), (f"{name}-healthcheck", healthcheck_command(service))):
+        for where, command in (
+            (name, command_of(service)),
+            (f"{name}-healthcheck", healthcheck_command(service)),
+        ):
             if command[:1] and command[0] in DAGSTER_EXECUTABLES:
                 commands.append((where, command))
     return commands
@@ -708,8 +730,7 @@ def test_a_service_without_a_variable_dagster_yaml_reads_is_a_problem(service: s
     compose, env_example = without_variable(d, service, "DAGSTER_POSTGRES_URL")
     found = problems(compose, d.dagster_yaml, d.workspace, env_example)
     assert any(
-        "DAGSTER_POSTGRES_URL" in problem and f"service {service} " in problem
-        for problem in found
+        "DAGSTER_POSTGRES_URL" in problem and f"service {service} " in problem for problem in found
     ), found
 
 
@@ -808,13 +829,20 @@ def test_interpolation_follows_compose() -> None:
 
 def test_an_image_that_forgets_the_linked_dagster_yaml_is_a_problem() -> None:
     d = DEPLOYMENT
-    dockerfile = d.dockerfile.replace("COPY pyproject.toml README.md dagster.yaml ./", "COPY pyproject.toml README.md ./")
+    dockerfile = d.dockerfile.replace(
+        "COPY pyproject.toml README.md dagster.yaml ./", "COPY pyproject.toml README.md ./"
+    )
     assert dockerfile != d.dockerfile
     found = image_problems(dockerfile, d.dockerignore, d.compose, d.env_example)
     assert any("ctr_assets/deploy/dagster.yaml links to dagster.yaml" in p for p in found), found
 
 
-@pytest.mark.parametrize(("where", "command"), dagster_commands(DEPLOYMENT.compose), ids=lambda v: v if isinstance(v, str) else "")
+DAGSTER_COMMANDS = dagster_commands(DEPLOYMENT.compose)
+
+
+@pytest.mark.parametrize(
+    ("where", "command"), DAGSTER_COMMANDS, ids=[where for where, _ in DAGSTER_COMMANDS]
+)
 def test_each_dagster_command_exists_and_takes_its_flags(where: str, command: list[str]) -> None:
     words, flags = words_and_flags(command)
     executable = BIN / words[0]
@@ -827,7 +855,9 @@ def test_each_dagster_command_exists_and_takes_its_flags(where: str, command: li
         check=False,
     )
     assert result.returncode == 0, f"{where}: {' '.join(words)} --help\n{result.stderr}"
-    unknown = [f for f in flags if not re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", result.stdout)]
+    unknown = [
+        f for f in flags if not re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", result.stdout)
+    ]
     assert unknown == [], f"{where}: {' '.join(words)} does not take {unknown}"
 
 
@@ -861,6 +891,7 @@ def test_the_grpc_server_command_serves_the_code_location(tmp_path: Path) -> Non
     """The service's own command (on a free local port) loads the location, and the
     service's healthcheck command says so."""
     from dagster._api.list_repositories import sync_list_repositories_grpc
+    from dagster._core.errors import DagsterUserCodeUnreachableError
     from dagster._grpc.client import DagsterGrpcClient
 
     _, service = grpc_service(DEPLOYMENT)
@@ -884,13 +915,17 @@ def test_the_grpc_server_command_serves_the_code_location(tmp_path: Path) -> Non
             try:
                 client.ping("ready")
                 break
-            except Exception:
+            except DagsterUserCodeUnreachableError:
                 assert time.monotonic() < deadline, log.read_text()
                 time.sleep(0.5)
         listed = sync_list_repositories_grpc(client)  # raises with the load error, if any
         assert listed.repository_symbols, log.read_text()
         result = subprocess.run(
-            [str(BIN / health[0]), *health[1:]], capture_output=True, text=True, timeout=120, check=False
+            [str(BIN / health[0]), *health[1:]],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
         assert result.returncode == 0, result.stdout + result.stderr
     finally:
