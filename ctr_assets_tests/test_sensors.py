@@ -136,6 +136,25 @@ def test_under_threshold_skips(db: Database, instance: dg.DagsterInstance, tmp_p
     assert "within threshold" in result.skip_message
 
 
+def test_stale_accuracy_is_refreshed(
+    db: Database, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    scenario = with_champion(make_scenario(db, instance, tmp_path, None), 6, 16)
+    _measure(scenario)
+    assert isinstance(_tick_accuracy(instance), dg.SkipReason)  # fresh and fine
+    quickly_stale = build_accuracy_sensor(
+        AutomationSettings(accuracy_freshness=timedelta(seconds=1))
+    )
+    time.sleep(1.5)
+    request = _tick_accuracy(instance, quickly_stale)
+    assert isinstance(request, dg.RunRequest)
+    assert {k.to_user_string() for k in request.asset_selection} == {
+        "prediction_accuracy",
+        "real_training_data",
+    }
+    assert "was last measured" in request.tags["ctr_assets/sensor_reason"]
+
+
 def test_a_breach_is_requested_once_then_waits_then_is_decided_then_cools_down(
     db: Database, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
