@@ -241,8 +241,7 @@ FIGURES = (
 
 
 def _assert_nothing_to_judge(report: AccuracyReport) -> None:
-    values = report.as_dict()
-    assert {name: values[name] for name in FIGURES} == dict.fromkeys(FIGURES)
+    assert {name: getattr(report, name) for name in FIGURES} == dict.fromkeys(FIGURES)
     assert report.n_samples == 0
     assert report.roas_samples == 0
     assert report.by_platform == ()
@@ -258,7 +257,7 @@ def test_with_no_model_version_every_figure_is_none(base_db: Database) -> None:
     report = measure_accuracy(base_db, None, AS_OF)
     _assert_nothing_to_judge(report)
     assert report.model_version is None
-    assert report.as_dict()["as_of"] == AS_OF.isoformat()
+    assert report.as_of == AS_OF
 
 
 @pytest.mark.parametrize(

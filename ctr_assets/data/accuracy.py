@@ -7,7 +7,7 @@ serves, the old model's errors no longer weigh on the judgement. The window is b
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ctr_assets.db.connection import Database
@@ -54,12 +54,6 @@ class AccuracyReport:
         if self.mean_predicted_ctr is None or self.mean_actual_ctr is None:
             return None
         return self.mean_predicted_ctr - self.mean_actual_ctr
-
-    def as_dict(self) -> dict:
-        values = asdict(self)
-        values["as_of"] = self.as_of.isoformat()
-        values["bias"] = self.bias
-        return values
 
 
 def measure_accuracy(
