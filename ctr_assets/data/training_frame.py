@@ -7,6 +7,8 @@ counted per reason and left out; they never reach the model and never crash a ru
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,43 +71,59 @@ def training_query(min_impressions: int) -> str:
 
 
 def load_training_frame(db: Database, min_impressions: int = 100) -> TrainingData:
-    """Reads `videos` into the frame the model trains on."""
+    """Reads `videos` into the frame the model trains on, one Arrow batch at a time."""
     with db.connect_arrow() as conn, conn.cursor() as cur:
         cur.execute(training_query(min_impressions))
-        table = cur.fetch_arrow_table()
-    return screen_training_table(table)
+        return screen_training_batches(cur.fetch_record_batch())
 
 
 def screen_training_table(table: pa.Table) -> TrainingData:
-    """Counts bad rows per reason, drops them, and converts the rest to the frame."""
-    reason_masks = _bad_row_masks(table)
-    already_bad = pa.array(np.zeros(table.num_rows, dtype=bool))
-    bad_rows: dict[str, int] = {}
-    for reason in BAD_ROW_REASONS:
-        first_time = pc.and_(reason_masks[reason], pc.invert(already_bad))
-        bad_rows[reason] = int(pc.sum(first_time).as_py() or 0)
-        already_bad = pc.or_(already_bad, reason_masks[reason])
-    clean = table.filter(pc.invert(already_bad))
-    return TrainingData(frame=_to_frame(clean), rows_read=table.num_rows, bad_rows=bad_rows)
+    """`screen_training_batches` for a table already in memory."""
+    return screen_training_batches(table.to_batches())
 
 
-def _bad_row_masks(table: pa.Table) -> dict[str, pa.Array]:
-    def definitely(mask: pa.ChunkedArray) -> pa.Array:
-        return pc.fill_null(mask, False).combine_chunks()
+def screen_training_batches(batches: Iterable[pa.RecordBatch]) -> TrainingData:
+    """Counts bad rows per reason, drops them, and converts the rest to the frame.
 
-    impressions, clicks = table["impressions"], table["clicks"]
+    Batches are screened and converted as they arrive, so the unfiltered rows are never
+    all in memory beside the frame: peak memory stays near the frame's own size.
+    """
+    bad_rows = dict.fromkeys(BAD_ROW_REASONS, 0)
+    rows_read = 0
+    parts: dict[str, list] = defaultdict(list)
+    for batch in batches:
+        rows_read += batch.num_rows
+        reason_masks = _bad_row_masks(batch)
+        already_bad = pa.array(np.zeros(batch.num_rows, dtype=bool))
+        for reason in BAD_ROW_REASONS:
+            first_time = pc.and_(reason_masks[reason], pc.invert(already_bad))
+            bad_rows[reason] += int(pc.sum(first_time).as_py() or 0)
+            already_bad = pc.or_(already_bad, reason_masks[reason])
+        clean = batch.filter(pc.invert(already_bad))
+        for name, values in _training_columns(clean).items():
+            parts[name].append(values)
+    return TrainingData(
+        frame=_assemble(parts, training=True), rows_read=rows_read, bad_rows=bad_rows
+    )
+
+
+def _bad_row_masks(batch: pa.RecordBatch) -> dict[str, pa.Array]:
+    def definitely(mask: pa.Array) -> pa.Array:
+        return pc.fill_null(mask, False)
+
+    impressions, clicks = batch["impressions"], batch["clicks"]
     negative = pc.or_kleene(
         pc.or_kleene(pc.less(impressions, 0), pc.less(clicks, 0)),
-        pc.less(table["conversions"], 0),
+        pc.less(batch["conversions"], 0),
     )
-    non_finite = pa.array(np.zeros(table.num_rows, dtype=bool))
+    non_finite = pa.array(np.zeros(batch.num_rows, dtype=bool))
     for name in NUMERIC_FEATURES:
-        column = table[name]
+        column = batch[name]
         if pa.types.is_floating(column.type):
             non_finite = pc.or_(non_finite, definitely(pc.invert(pc.is_finite(column))))
-    unknown = pa.array(np.zeros(table.num_rows, dtype=bool))
+    unknown = pa.array(np.zeros(batch.num_rows, dtype=bool))
     for name, categories in CATEGORICAL_FEATURES.items():
-        column = table[name]
+        column = batch[name]
         outside = pc.and_(
             pc.is_valid(column), pc.is_null(pc.index_in(column, pa.array(categories)))
         )
@@ -119,31 +137,63 @@ def _bad_row_masks(table: pa.Table) -> dict[str, pa.Array]:
     }
 
 
+# How each column is kept between batches and joined at the end.
+_ARROW_COLUMNS = ("video_id", "created_at")
+_CODE_COLUMNS = tuple(CATEGORICAL_FEATURES)
+
+
+def _feature_columns(batch: pa.RecordBatch) -> dict[str, object]:
+    columns: dict[str, object] = {"video_id": batch["video_id"]}
+    for name in (*NUMERIC_FEATURES, *BOOLEAN_FEATURES):
+        columns[name] = np.asarray(batch[name].cast(pa.float64()).to_numpy(zero_copy_only=False))
+    for name, categories in CATEGORICAL_FEATURES.items():
+        codes = pc.fill_null(pc.index_in(batch[name], pa.array(categories)), -1)
+        columns[name] = np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int8)
+    return columns
+
+
+def _training_columns(batch: pa.RecordBatch) -> dict[str, object]:
+    columns = _feature_columns(batch)
+    columns["impressions"] = batch["impressions"].to_numpy(zero_copy_only=False)
+    columns["clicks"] = batch["clicks"].to_numpy(zero_copy_only=False)
+    columns["created_at"] = batch["created_at"]
+    return columns
+
+
+def _assemble(parts: dict[str, list], training: bool) -> pd.DataFrame:
+    """Joins the per-batch pieces column by column, freeing each column's pieces as it goes."""
+    frame: dict[str, object] = {}
+    order = ["video_id", *NUMERIC_FEATURES, *BOOLEAN_FEATURES, *CATEGORICAL_FEATURES]
+    if training:
+        order += ["impressions", "clicks", "created_at"]
+    for name in order:
+        pieces = parts.pop(name, [])
+        if name in _ARROW_COLUMNS:
+            kind = pa.string() if name == "video_id" else pa.timestamp("us", tz="UTC")
+            frame[name] = pa.chunked_array(pieces, type=kind).to_pandas()
+        elif name in _CODE_COLUMNS:
+            codes = np.concatenate(pieces) if pieces else np.empty(0, dtype=np.int8)
+            frame[name] = pd.Categorical.from_codes(
+                codes, categories=list(CATEGORICAL_FEATURES[name])
+            )
+        else:
+            dtype = np.int64 if name in ("impressions", "clicks") else np.float64
+            frame[name] = np.concatenate(pieces) if pieces else np.empty(0, dtype=dtype)
+        del pieces
+    result = pd.DataFrame(frame)
+    if training:
+        result[TARGET] = result["clicks"] / result["impressions"]
+    return result
+
+
 def feature_frame(table: pa.Table) -> pd.DataFrame:
     """`video_id` and the model's features, typed as the model expects.
 
     A category outside the contract becomes missing here; the training path has already
     counted such rows and left them out.
     """
-
-    def as_float(name: str) -> np.ndarray:
-        return table[name].cast(pa.float64()).to_numpy()
-
-    columns: dict[str, object] = {"video_id": table["video_id"].to_pandas()}
-    for name in (*NUMERIC_FEATURES, *BOOLEAN_FEATURES):
-        columns[name] = as_float(name)
-    for name, categories in CATEGORICAL_FEATURES.items():
-        codes = pc.fill_null(pc.index_in(table[name], pa.array(categories)), -1)
-        columns[name] = pd.Categorical.from_codes(codes.to_numpy(), categories=list(categories))
-    return pd.DataFrame(columns)
-
-
-def _to_frame(table: pa.Table) -> pd.DataFrame:
-    frame = feature_frame(table)
-    impressions = table["impressions"].to_numpy()
-    clicks = table["clicks"].to_numpy()
-    frame["impressions"] = impressions
-    frame["clicks"] = clicks
-    frame["created_at"] = table["created_at"].to_pandas()
-    frame[TARGET] = clicks / impressions
-    return frame
+    parts: dict[str, list] = defaultdict(list)
+    for batch in table.to_batches():
+        for name, values in _feature_columns(batch).items():
+            parts[name].append(values)
+    return _assemble(parts, training=False)

@@ -1,0 +1,62 @@
+"""How big each benchmark runs at each scale, and how many times."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Scale:
+    name: str
+    load_videos: tuple[int, ...]  # videos in the database the training frame is read from
+    load_repeats: int
+    signal_rows: tuple[int, int]  # rows in prediction_records and purchase_signals: small, large
+    sensor_ticks: int
+    sql_repeats: int
+    training_videos: int  # the frame the training variants are fitted on
+    training_repeats: int
+    retrain_videos: tuple[int, ...]  # one whole retrain per size and repetition
+    retrain_repeats: int
+
+
+SCALES: dict[str, Scale] = {
+    scale.name: scale
+    for scale in (
+        Scale(
+            name="smoke",
+            load_videos=(20_000,),
+            load_repeats=2,
+            signal_rows=(5_000, 50_000),
+            sensor_ticks=5,
+            sql_repeats=3,
+            training_videos=5_000,
+            training_repeats=1,
+            retrain_videos=(5_000, 20_000),
+            retrain_repeats=1,
+        ),
+        Scale(
+            name="1m",
+            load_videos=(1_000_000,),
+            load_repeats=3,
+            signal_rows=(100_000, 10_000_000),
+            sensor_ticks=40,
+            sql_repeats=7,
+            training_videos=100_000,
+            training_repeats=3,
+            retrain_videos=(100_000, 1_000_000),
+            retrain_repeats=2,
+        ),
+        Scale(
+            name="full",
+            load_videos=(1_000_000, 5_000_000),
+            load_repeats=3,
+            signal_rows=(100_000, 10_000_000),
+            sensor_ticks=40,
+            sql_repeats=7,
+            training_videos=100_000,
+            training_repeats=3,
+            retrain_videos=(100_000, 1_000_000, 5_000_000),
+            retrain_repeats=2,
+        ),
+    )
+}
