@@ -70,7 +70,7 @@ class Server:
 
     def drop(self, name: str) -> None:
         self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        shutil.rmtree(model_dir(name), ignore_errors=True)
+        shutil.rmtree(DATA_DIR / name, ignore_errors=True)
 
     def names(self) -> list[str]:
         rows = self._execute(
