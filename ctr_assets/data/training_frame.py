@@ -180,7 +180,8 @@ def _assemble(parts: dict[str, list], training: bool) -> pd.DataFrame:
             dtype = np.int64 if name in ("impressions", "clicks") else np.float64
             frame[name] = np.concatenate(pieces) if pieces else np.empty(0, dtype=dtype)
         del pieces
-    result = pd.DataFrame(frame)
+    # Each column keeps its own array: no consolidating copy of the float block.
+    result = pd.DataFrame(frame, copy=False)
     if training:
         result[TARGET] = result["clicks"] / result["impressions"]
     return result
