@@ -12,12 +12,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import psycopg2
 import pytest
 
 from ctr_assets.db.connection import Database
 from ctr_assets.db.embedded import start_embedded_postgres
 from ctr_assets.db.schema import migrate
+from ctr_assets.ml.training import TrainedModel, TrainingParams, train_ctr_model
+from ctr_assets_tests.ml.synthetic import synthetic_training_frame
 
 DEFAULT_ADMIN_URL = "postgresql://root@127.0.0.1:5432/postgres"
 
@@ -97,3 +100,18 @@ def dagster_storage_url(pg_admin_url: str) -> Iterator[str]:
     yield Database(_with_database(pg_admin_url, name)).sqlalchemy_url
     admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.close()
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    """A small synthetic training frame (no database needed)."""
+    return synthetic_training_frame(rows=2000, seed=0)
+
+
+@pytest.fixture(scope="module")
+def boosters(frame: pd.DataFrame) -> tuple[TrainedModel, TrainedModel]:
+    """Two models that predict differently."""
+    return (
+        train_ctr_model(frame, TrainingParams(num_boost_round=20)),
+        train_ctr_model(frame, TrainingParams(num_boost_round=20, max_depth=2, seed=1)),
+    )

@@ -17,24 +17,10 @@ from click.testing import CliRunner, Result
 from ctr_assets.cli import main
 from ctr_assets.db.connection import Database
 from ctr_assets.ml.evaluation import score_on_holdout
-from ctr_assets.ml.training import TrainedModel, TrainingParams, train_ctr_model
+from ctr_assets.ml.training import TrainedModel
 from ctr_assets.models.registry import ModelRegistry, ModelVersion
-from ctr_assets_tests.ml.synthetic import synthetic_training_frame
 
 T0 = datetime(2026, 10, 1, 6, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def frame() -> pd.DataFrame:
-    return synthetic_training_frame(rows=2000, seed=0)
-
-
-@pytest.fixture(scope="module")
-def boosters(frame: pd.DataFrame) -> tuple[TrainedModel, TrainedModel]:
-    return (
-        train_ctr_model(frame, TrainingParams(num_boost_round=20)),
-        train_ctr_model(frame, TrainingParams(num_boost_round=20, max_depth=2, seed=1)),
-    )
 
 
 @pytest.fixture

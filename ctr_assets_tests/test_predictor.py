@@ -13,11 +13,10 @@ import pytest
 from ctr_assets.data.training_frame import feature_frame
 from ctr_assets.db.connection import Database
 from ctr_assets.ml.evaluation import predict_ctr, score_on_holdout
-from ctr_assets.ml.training import TrainedModel, TrainingParams, train_ctr_model
+from ctr_assets.ml.training import TrainedModel
 from ctr_assets.models.registry import ModelRegistry, ModelVersion
 from ctr_assets.serving.predictor import CTRPredictor, NoChampionError
 from ctr_assets.simulation.world import DemoWorld, videos_table
-from ctr_assets_tests.ml.synthetic import synthetic_training_frame
 from ctr_assets_tests.world_specs import small_world
 
 SPEC = small_world()
@@ -26,20 +25,6 @@ WORLD = DemoWorld(SPEC)
 
 def _videos(day: int) -> pa.Table:
     return videos_table(WORLD.launch(day), 0, SPEC.end)
-
-
-@pytest.fixture(scope="module")
-def frame() -> pd.DataFrame:
-    return synthetic_training_frame(rows=2000, seed=0)
-
-
-@pytest.fixture(scope="module")
-def boosters(frame: pd.DataFrame) -> tuple[TrainedModel, TrainedModel]:
-    """Two models that predict differently."""
-    return (
-        train_ctr_model(frame, TrainingParams(num_boost_round=20)),
-        train_ctr_model(frame, TrainingParams(num_boost_round=20, max_depth=2, seed=1)),
-    )
 
 
 @pytest.fixture

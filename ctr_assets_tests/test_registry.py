@@ -18,9 +18,8 @@ import pytest
 from ctr_assets.db.connection import Database
 from ctr_assets.ml.evaluation import HoldoutScore, predict_ctr, score_on_holdout
 from ctr_assets.ml.model_files import ModelFileError
-from ctr_assets.ml.training import TrainedModel, TrainingParams, train_ctr_model
+from ctr_assets.ml.training import TrainedModel
 from ctr_assets.models.registry import ChampionChangedError, ModelRegistry, ModelVersion
-from ctr_assets_tests.ml.synthetic import synthetic_training_frame
 
 T0 = datetime(2026, 10, 1, 6, 0, tzinfo=UTC)
 PARAMS = {"num_boost_round": 20, "max_depth": 4}
@@ -33,21 +32,12 @@ class Candidate:
 
 
 @pytest.fixture(scope="module")
-def frame() -> pd.DataFrame:
-    return synthetic_training_frame(rows=2000, seed=0)
-
-
-@pytest.fixture(scope="module")
-def candidates(frame: pd.DataFrame) -> tuple[Candidate, Candidate]:
+def candidates(
+    frame: pd.DataFrame, boosters: tuple[TrainedModel, TrainedModel]
+) -> tuple[Candidate, Candidate]:
     """Two different models of the same frame, so their predictions tell them apart."""
-    models = []
-    for params in (
-        TrainingParams(num_boost_round=20),
-        TrainingParams(num_boost_round=20, max_depth=2, seed=1),
-    ):
-        trained = train_ctr_model(frame, params)
-        models.append(Candidate(trained, score_on_holdout(trained.booster, frame)))
-    return models[0], models[1]
+    first, second = (Candidate(t, score_on_holdout(t.booster, frame)) for t in boosters)
+    return first, second
 
 
 @pytest.fixture
