@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from datetime import UTC, datetime
 
 import numpy as np
@@ -12,6 +13,8 @@ from ctr_assets.data.features import CATEGORICAL_FEATURES, FEATURES, TARGET
 from ctr_assets.data.training_frame import (
     BAD_ROW_REASONS,
     load_training_frame,
+    read_ahead,
+    screen_training_batches,
     screen_training_table,
     training_query,
 )
@@ -164,3 +167,104 @@ def test_loader_returns_the_clean_frame_and_the_planted_bad_rows(db: Database) -
 def test_a_higher_threshold_reads_fewer_rows(db: Database) -> None:
     populate(db, small_world())
     assert len(load_training_frame(db, 5000).frame) < len(load_training_frame(db, 100).frame)
+
+
+def _many_rows(count: int, seed: int = 7) -> pa.Table:
+    """`count` rows, mostly good, with every kind of bad row scattered among them."""
+    rng = np.random.default_rng(seed)
+    impressions = rng.integers(100, 10_000, count)
+    clicks = (impressions * rng.uniform(0, 0.1, count)).astype(np.int64)
+    hook = rng.uniform(0, 1, count)
+    platform = rng.choice(list(CATEGORICAL_FEATURES["platform"]), count).astype(object)
+    bad = rng.choice(count, size=count // 50, replace=False)
+    kinds = np.array_split(bad, 4)
+    clicks[kinds[0]] = impressions[kinds[0]] + 1
+    hook[kinds[1]] = np.nan
+    platform[kinds[2]] = "myspace"
+    impressions[kinds[3]] = -1
+    columns = {name: [GOOD_ROW[name]] * count for name in SCHEMA.names}
+    columns.update(
+        video_id=[f"v{i}" for i in range(count)],
+        impressions=impressions,
+        clicks=clicks,
+        hook_strength=hook,
+        platform=platform,
+        music_energy=np.where(rng.uniform(size=count) < 0.1, np.nan, rng.uniform(size=count)),
+        created_at=pa.array(
+            datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1e6 + np.arange(count) * 1e6,
+            pa.float64(),
+        )
+        .cast(pa.int64())
+        .cast(pa.timestamp("us", tz="UTC")),
+    )
+    columns["music_energy"] = pa.array(columns["music_energy"], from_pandas=True)  # NaN -> NULL
+    return pa.table(columns, schema=SCHEMA)
+
+
+def test_batches_of_any_size_build_the_frame_pandas_would() -> None:
+    table = _many_rows(150_000)  # more rows than a column's first capacity
+    raw = table.to_pandas()
+    good = raw[
+        (raw["clicks"] <= raw["impressions"])
+        & (raw["impressions"] >= 0)
+        & raw["hook_strength"].notna()
+        & raw["platform"].isin(CATEGORICAL_FEATURES["platform"])
+    ]
+    for batch_rows in (150_000, 65_536, 9_999, 1):
+        if batch_rows == 1:
+            table = table.slice(0, 3_000)  # one row per batch: keep it short
+            good = good[good["video_id"].isin(set(raw["video_id"][:3_000]))]
+        result = screen_training_batches(table.to_batches(max_chunksize=batch_rows))
+        frame = result.frame
+        assert result.rows_read == table.num_rows
+        assert result.bad_row_total == table.num_rows - len(good)
+        assert frame["video_id"].tolist() == good["video_id"].tolist()
+        for name in ("hook_strength", "music_energy", "impressions", "clicks"):
+            np.testing.assert_array_equal(frame[name].to_numpy(), good[name].to_numpy())
+        assert frame["platform"].astype(str).tolist() == good["platform"].tolist()
+        assert (frame["created_at"].to_numpy() == good["created_at"].to_numpy()).all()
+
+
+class _Reader:
+    """A batch reader that can fail part-way and tells whether it was read to the end."""
+
+    def __init__(self, batches: int, fail_at: int | None = None) -> None:
+        self.batches, self.fail_at, self.served = batches, fail_at, 0
+
+    def __iter__(self):
+        for index in range(self.batches):
+            if index == self.fail_at:
+                raise OSError("connection lost")
+            self.served += 1
+            yield pa.record_batch({"n": [index]})
+
+
+def _read_all(reader: _Reader, seen: list[int]) -> None:
+    with read_ahead(reader) as batches:
+        for batch in batches:
+            seen.append(batch["n"][0].as_py())
+
+
+def test_read_ahead_keeps_the_order_and_raises_a_read_error_in_the_reader() -> None:
+    seen: list[int] = []
+    _read_all(_Reader(50), seen)
+    assert seen == list(range(50))
+    seen.clear()
+    with pytest.raises(OSError, match="connection lost"):
+        _read_all(_Reader(50, fail_at=20), seen)
+    assert seen == list(range(20))  # every batch read before the error, in order
+
+
+def _stop_after_one(reader: _Reader) -> None:
+    with read_ahead(reader, depth=2) as batches:
+        next(batches)
+        raise RuntimeError("screening failed")
+
+
+def test_read_ahead_stops_reading_when_the_consumer_stops() -> None:
+    reader = _Reader(1_000)
+    before = set(threading.enumerate())
+    with pytest.raises(RuntimeError, match="screening failed"):
+        _stop_after_one(reader)
+    assert set(threading.enumerate()) == before  # the reading thread is gone
+    assert reader.served <= 5  # it stopped within the read-ahead, not at the end

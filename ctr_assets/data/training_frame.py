@@ -3,12 +3,19 @@
 Rows arrive as Arrow through ADBC (binary COPY underneath, no per-row Python), are
 screened for bad data in Arrow, and only then become a pandas frame. Bad rows are
 counted per reason and left out; they never reach the model and never crash a run.
+
+Reading and screening overlap: a reader thread pulls the next batch off the connection
+(native code, outside the GIL) while this thread screens the last one, and each screened
+batch is copied straight into columns that grow in place, so the frame is built once,
+with no final concatenation and no second copy of it in memory.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+import contextlib
+import queue
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +41,7 @@ BAD_ROW_REASONS: tuple[str, ...] = (
 )
 
 _COUNT_COLUMNS = ("impressions", "clicks", "conversions")
+_READ_AHEAD_BATCHES = 2
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,8 @@ def load_training_frame(db: Database, min_impressions: int = 100) -> TrainingDat
     """Reads `videos` into the frame the model trains on, one Arrow batch at a time."""
     with db.connect_arrow() as conn, conn.cursor() as cur:
         cur.execute(training_query(min_impressions))
-        return screen_training_batches(cur.fetch_record_batch())
+        with read_ahead(cur.fetch_record_batch()) as batches:
+            return screen_training_batches(batches)
 
 
 def screen_training_table(table: pa.Table) -> TrainingData:
@@ -83,108 +92,18 @@ def screen_training_table(table: pa.Table) -> TrainingData:
 
 
 def screen_training_batches(batches: Iterable[pa.RecordBatch]) -> TrainingData:
-    """Counts bad rows per reason, drops them, and converts the rest to the frame.
+    """Counts bad rows per reason, drops them, and copies the rest into the frame.
 
-    Batches are screened and converted as they arrive, so the unfiltered rows are never
+    Batches are screened and copied as they arrive, so the unfiltered rows are never
     all in memory beside the frame: peak memory stays near the frame's own size.
     """
     bad_rows = dict.fromkeys(BAD_ROW_REASONS, 0)
     rows_read = 0
-    parts: dict[str, list] = defaultdict(list)
+    builder = _FrameBuilder(training=True)
     for batch in batches:
         rows_read += batch.num_rows
-        reason_masks = _bad_row_masks(batch)
-        already_bad = pa.array(np.zeros(batch.num_rows, dtype=bool))
-        for reason in BAD_ROW_REASONS:
-            first_time = pc.and_(reason_masks[reason], pc.invert(already_bad))
-            bad_rows[reason] += int(pc.sum(first_time).as_py() or 0)
-            already_bad = pc.or_(already_bad, reason_masks[reason])
-        clean = batch.filter(pc.invert(already_bad))
-        for name, values in _training_columns(clean).items():
-            parts[name].append(values)
-    return TrainingData(
-        frame=_assemble(parts, training=True), rows_read=rows_read, bad_rows=bad_rows
-    )
-
-
-def _bad_row_masks(batch: pa.RecordBatch) -> dict[str, pa.Array]:
-    def definitely(mask: pa.Array) -> pa.Array:
-        return pc.fill_null(mask, False)
-
-    impressions, clicks = batch["impressions"], batch["clicks"]
-    negative = pc.or_kleene(
-        pc.or_kleene(pc.less(impressions, 0), pc.less(clicks, 0)),
-        pc.less(batch["conversions"], 0),
-    )
-    non_finite = pa.array(np.zeros(batch.num_rows, dtype=bool))
-    for name in NUMERIC_FEATURES:
-        column = batch[name]
-        if pa.types.is_floating(column.type):
-            non_finite = pc.or_(non_finite, definitely(pc.invert(pc.is_finite(column))))
-    unknown = pa.array(np.zeros(batch.num_rows, dtype=bool))
-    for name, categories in CATEGORICAL_FEATURES.items():
-        column = batch[name]
-        outside = pc.and_(
-            pc.is_valid(column), pc.is_null(pc.index_in(column, pa.array(categories)))
-        )
-        unknown = pc.or_(unknown, definitely(outside))
-    return {
-        "null_target": definitely(pc.or_(pc.is_null(impressions), pc.is_null(clicks))),
-        "negative_counts": definitely(negative),
-        "clicks_exceed_impressions": definitely(pc.greater(clicks, impressions)),
-        "non_finite_feature": non_finite,
-        "unknown_category": unknown,
-    }
-
-
-# How each column is kept between batches and joined at the end.
-_ARROW_COLUMNS = ("video_id", "created_at")
-_CODE_COLUMNS = tuple(CATEGORICAL_FEATURES)
-
-
-def _feature_columns(batch: pa.RecordBatch) -> dict[str, object]:
-    columns: dict[str, object] = {"video_id": batch["video_id"]}
-    for name in (*NUMERIC_FEATURES, *BOOLEAN_FEATURES):
-        columns[name] = np.asarray(batch[name].cast(pa.float64()).to_numpy(zero_copy_only=False))
-    for name, categories in CATEGORICAL_FEATURES.items():
-        codes = pc.fill_null(pc.index_in(batch[name], pa.array(categories)), -1)
-        columns[name] = np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int8)
-    return columns
-
-
-def _training_columns(batch: pa.RecordBatch) -> dict[str, object]:
-    columns = _feature_columns(batch)
-    columns["impressions"] = batch["impressions"].to_numpy(zero_copy_only=False)
-    columns["clicks"] = batch["clicks"].to_numpy(zero_copy_only=False)
-    columns["created_at"] = batch["created_at"]
-    return columns
-
-
-def _assemble(parts: dict[str, list], training: bool) -> pd.DataFrame:
-    """Joins the per-batch pieces column by column, freeing each column's pieces as it goes."""
-    frame: dict[str, object] = {}
-    order = ["video_id", *NUMERIC_FEATURES, *BOOLEAN_FEATURES, *CATEGORICAL_FEATURES]
-    if training:
-        order += ["impressions", "clicks", "created_at"]
-    for name in order:
-        pieces = parts.pop(name, [])
-        if name in _ARROW_COLUMNS:
-            kind = pa.string() if name == "video_id" else pa.timestamp("us", tz="UTC")
-            frame[name] = pa.chunked_array(pieces, type=kind).to_pandas()
-        elif name in _CODE_COLUMNS:
-            codes = np.concatenate(pieces) if pieces else np.empty(0, dtype=np.int8)
-            frame[name] = pd.Categorical.from_codes(
-                codes, categories=list(CATEGORICAL_FEATURES[name])
-            )
-        else:
-            dtype = np.int64 if name in ("impressions", "clicks") else np.float64
-            frame[name] = np.concatenate(pieces) if pieces else np.empty(0, dtype=dtype)
-        del pieces
-    # Each column keeps its own array: no consolidating copy of the float block.
-    result = pd.DataFrame(frame, copy=False)
-    if training:
-        result[TARGET] = result["clicks"] / result["impressions"]
-    return result
+        builder.append(batch, keep=_screen(batch, bad_rows))
+    return TrainingData(frame=builder.finish(), rows_read=rows_read, bad_rows=bad_rows)
 
 
 def feature_frame(table: pa.Table) -> pd.DataFrame:
@@ -193,8 +112,211 @@ def feature_frame(table: pa.Table) -> pd.DataFrame:
     A category outside the contract becomes missing here; the training path has already
     counted such rows and left them out.
     """
-    parts: dict[str, list] = defaultdict(list)
+    builder = _FrameBuilder(training=False)
     for batch in table.to_batches():
-        for name, values in _feature_columns(batch).items():
-            parts[name].append(values)
-    return _assemble(parts, training=False)
+        builder.append(batch, keep=None)
+    return builder.finish()
+
+
+class read_ahead:  # noqa: N801 - used as a context manager, like `open`
+    """Iterates a batch reader on a background thread, up to `depth` batches ahead.
+
+    Leaving the block (normally, on an error, or part-way through) stops the thread
+    before the reader's connection can be closed; a read error is raised here.
+    """
+
+    _DONE = object()
+
+    def __init__(self, reader: Iterable[pa.RecordBatch], depth: int = _READ_AHEAD_BATCHES):
+        self._reader = reader
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="arrow-read-ahead", daemon=True)
+
+    def __enter__(self) -> Iterator[pa.RecordBatch]:
+        self._thread.start()
+        return self._batches()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):  # make room: a blocked reader sees the stop
+                self._queue.get(timeout=0.05)
+        self._thread.join()
+
+    def _read(self) -> None:
+        try:
+            for batch in self._reader:
+                if not self._put(batch):
+                    return
+        except BaseException as error:  # handed to the consuming thread
+            self._put(error)
+            return
+        self._put(self._DONE)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        while True:
+            item = self._queue.get()
+            if item is self._DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+
+def _screen(batch: pa.RecordBatch, bad_rows: dict[str, int]) -> np.ndarray | None:
+    """Adds the batch's bad rows to `bad_rows`; the rows to keep, or None for all of them."""
+    masks = _bad_row_masks(batch)
+    any_bad = masks[0]
+    for mask in masks[1:]:
+        any_bad = pc.or_(any_bad, mask)
+    if not pc.any(any_bad).as_py():
+        return None
+    already_bad = np.zeros(batch.num_rows, dtype=bool)
+    for reason, mask in zip(BAD_ROW_REASONS, masks, strict=True):
+        bad = mask.to_numpy(zero_copy_only=False)
+        bad_rows[reason] += int(np.count_nonzero(bad & ~already_bad))
+        already_bad |= bad
+    return ~already_bad
+
+
+def _bad_row_masks(batch: pa.RecordBatch) -> list[pa.Array]:
+    """One mask per reason, in `BAD_ROW_REASONS` order, NULL counted as not bad."""
+
+    def definitely(mask: pa.Array) -> pa.Array:
+        return pc.fill_null(mask, False)
+
+    impressions, clicks = batch["impressions"], batch["clicks"]
+    negative = pc.or_kleene(
+        pc.or_kleene(pc.less(impressions, 0), pc.less(clicks, 0)),
+        pc.less(batch["conversions"], 0),
+    )
+    non_finite = []
+    for name in NUMERIC_FEATURES:
+        column = batch[name]
+        if pa.types.is_floating(column.type):
+            non_finite.append(definitely(pc.invert(pc.is_finite(column))))
+    unknown = []
+    for name, categories in CATEGORICAL_FEATURES.items():
+        column = batch[name]
+        outside = pc.and_(
+            pc.is_valid(column), pc.is_null(pc.index_in(column, pa.array(categories)))
+        )
+        unknown.append(definitely(outside))
+    return [
+        definitely(pc.or_(pc.is_null(impressions), pc.is_null(clicks))),
+        definitely(negative),
+        definitely(pc.greater(clicks, impressions)),
+        _any(non_finite, batch.num_rows),
+        _any(unknown, batch.num_rows),
+    ]
+
+
+def _any(masks: list[pa.Array], rows: int) -> pa.Array:
+    if not masks:
+        return pa.array(np.zeros(rows, dtype=bool))
+    result = masks[0]
+    for mask in masks[1:]:
+        result = pc.or_(result, mask)
+    return result
+
+
+class _GrowingColumn:
+    """A numpy column filled batch by batch.
+
+    It grows by `ndarray.resize` (realloc: large blocks are remapped, not copied), and
+    only the filled part is ever touched, so its memory is the column's own size.
+    """
+
+    _FIRST_CAPACITY = 1 << 16
+
+    def __init__(self, dtype: np.dtype | type) -> None:
+        self.values = np.empty(0, dtype=dtype)
+        self.size = 0
+
+    def append(self, values: np.ndarray, keep: np.ndarray | None) -> None:
+        count = len(values) if keep is None else int(np.count_nonzero(keep))
+        end = self.size + count
+        if end > len(self.values):
+            capacity = max(end, 2 * len(self.values), self._FIRST_CAPACITY)
+            self.values.resize(capacity, refcheck=False)
+        target = self.values[self.size : end]
+        if keep is None:
+            target[...] = values
+        else:
+            np.compress(keep, values, out=target)
+        del target  # no view may outlive a resize
+        self.size = end
+
+    def finish(self) -> np.ndarray:
+        self.values.resize(self.size, refcheck=False)
+        values, self.values = self.values, np.empty(0, dtype=self.values.dtype)
+        return values
+
+
+_FLOAT_COLUMNS = (*NUMERIC_FEATURES, *BOOLEAN_FEATURES)
+
+
+class _FrameBuilder:
+    """Screened batches in, the model's frame out; see `load_training_frame`."""
+
+    def __init__(self, training: bool) -> None:
+        self.training = training
+        self.video_ids: list[pa.Array] = []
+        self.columns: dict[str, _GrowingColumn] = {
+            **{name: _GrowingColumn(np.float64) for name in _FLOAT_COLUMNS},
+            **{name: _GrowingColumn(np.int8) for name in CATEGORICAL_FEATURES},
+        }
+        if training:
+            self.columns["impressions"] = _GrowingColumn(np.int64)
+            self.columns["clicks"] = _GrowingColumn(np.int64)
+            self.columns["created_at"] = _GrowingColumn("datetime64[us]")
+
+    def append(self, batch: pa.RecordBatch, keep: np.ndarray | None) -> None:
+        ids = batch["video_id"]
+        # A copy either way: a slice of the batch would keep the whole batch alive.
+        self.video_ids.append(
+            pa.concat_arrays([ids]) if keep is None else ids.filter(pa.array(keep))
+        )
+        for name in _FLOAT_COLUMNS:
+            values = batch[name].cast(pa.float64()).to_numpy(zero_copy_only=False)
+            self.columns[name].append(values, keep)
+        for name, categories in CATEGORICAL_FEATURES.items():
+            codes = pc.fill_null(pc.index_in(batch[name], pa.array(categories)), -1)
+            self.columns[name].append(codes.cast(pa.int8()).to_numpy(), keep)
+        if self.training:
+            for name in ("impressions", "clicks"):
+                counts = pc.fill_null(batch[name].cast(pa.int64()), 0)  # NULL rows are bad
+                self.columns[name].append(counts.to_numpy(), keep)
+            created = batch["created_at"].cast(pa.timestamp("us", tz="UTC"))
+            self.columns["created_at"].append(created.to_numpy(zero_copy_only=False), keep)
+
+    def finish(self) -> pd.DataFrame:
+        frame: dict[str, object] = {
+            "video_id": pa.chunked_array(self.video_ids, type=pa.string()).to_pandas()
+        }
+        self.video_ids = []
+        for name in _FLOAT_COLUMNS:
+            frame[name] = self.columns[name].finish()
+        for name, categories in CATEGORICAL_FEATURES.items():
+            codes = self.columns[name].finish()
+            frame[name] = pd.Categorical.from_codes(codes, categories=list(categories))
+        if self.training:
+            frame["impressions"] = self.columns["impressions"].finish()
+            frame["clicks"] = self.columns["clicks"].finish()
+            created = self.columns["created_at"].finish()
+            frame["created_at"] = pd.DatetimeIndex(created).tz_localize("UTC")
+        # Each column keeps its own array: no consolidating copy of the float block.
+        result = pd.DataFrame(frame, copy=False)
+        if self.training:
+            result[TARGET] = result["clicks"] / result["impressions"]
+        return result
