@@ -4,18 +4,14 @@ Rows arrive as Arrow through ADBC (binary COPY underneath, no per-row Python), a
 screened for bad data in Arrow, and only then become a pandas frame. Bad rows are
 counted per reason and left out; they never reach the model and never crash a run.
 
-Reading and screening overlap: a reader thread pulls the next batch off the connection
-(native code, outside the GIL) while this thread screens the last one, and each screened
-batch is copied straight into columns that grow in place, so the frame is built once,
-with no final concatenation and no second copy of it in memory.
+Reading and screening overlap (`read_ahead`), and each screened batch is copied straight
+into columns that grow in place, so the frame is built once, with no final
+concatenation and no second copy of it in memory.
 """
 
 from __future__ import annotations
 
-import contextlib
-import queue
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +26,7 @@ from ctr_assets.data.features import (
     TARGET,
 )
 from ctr_assets.db.connection import Database
+from ctr_assets.db.read_ahead import read_ahead
 
 # Each bad row is counted once, under the first reason it meets, in this order.
 BAD_ROW_REASONS: tuple[str, ...] = (
@@ -41,7 +38,6 @@ BAD_ROW_REASONS: tuple[str, ...] = (
 )
 
 _COUNT_COLUMNS = ("impressions", "clicks", "conversions")
-_READ_AHEAD_BATCHES = 2
 
 
 @dataclass(frozen=True)
@@ -81,25 +77,37 @@ def training_query(min_impressions: int) -> str:
 def load_training_frame(db: Database, min_impressions: int = 100) -> TrainingData:
     """Reads `videos` into the frame the model trains on, one Arrow batch at a time."""
     with db.connect_arrow() as conn, conn.cursor() as cur:
+        cur.execute(_ESTIMATED_VIDEOS)
+        (estimated_rows,) = cur.fetchone()
         cur.execute(training_query(min_impressions))
         with read_ahead(cur.fetch_record_batch()) as batches:
-            return screen_training_batches(batches)
+            return screen_training_batches(batches, expected_rows=max(0, int(estimated_rows)))
+
+
+# The planner's row count of `videos` (-1 if never analyzed): the frame's likely size.
+_ESTIMATED_VIDEOS = (
+    "SELECT coalesce(max(reltuples), -1)::bigint FROM pg_class WHERE oid = to_regclass('videos')"
+)
 
 
 def screen_training_table(table: pa.Table) -> TrainingData:
     """`screen_training_batches` for a table already in memory."""
-    return screen_training_batches(table.to_batches())
+    return screen_training_batches(table.to_batches(), expected_rows=table.num_rows)
 
 
-def screen_training_batches(batches: Iterable[pa.RecordBatch]) -> TrainingData:
+def screen_training_batches(
+    batches: Iterable[pa.RecordBatch], expected_rows: int = 0
+) -> TrainingData:
     """Counts bad rows per reason, drops them, and copies the rest into the frame.
 
     Batches are screened and copied as they arrive, so the unfiltered rows are never
     all in memory beside the frame: peak memory stays near the frame's own size.
+    `expected_rows` sizes the columns up front (a guess is fine: they grow past it, and
+    room never written to costs no memory).
     """
     bad_rows = dict.fromkeys(BAD_ROW_REASONS, 0)
     rows_read = 0
-    builder = _FrameBuilder(training=True)
+    builder = _FrameBuilder(training=True, expected_rows=expected_rows)
     for batch in batches:
         rows_read += batch.num_rows
         builder.append(batch, keep=_screen(batch, bad_rows))
@@ -112,74 +120,16 @@ def feature_frame(table: pa.Table) -> pd.DataFrame:
     A category outside the contract becomes missing here; the training path has already
     counted such rows and left them out.
     """
-    builder = _FrameBuilder(training=False)
+    builder = _FrameBuilder(training=False, expected_rows=table.num_rows)
     for batch in table.to_batches():
         builder.append(batch, keep=None)
     return builder.finish()
 
 
-class read_ahead:  # noqa: N801 - used as a context manager, like `open`
-    """Iterates a batch reader on a background thread, up to `depth` batches ahead.
-
-    Leaving the block (normally, on an error, or part-way through) stops the thread
-    before the reader's connection can be closed; a read error is raised here.
-    """
-
-    _DONE = object()
-
-    def __init__(self, reader: Iterable[pa.RecordBatch], depth: int = _READ_AHEAD_BATCHES):
-        self._reader = reader
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, name="arrow-read-ahead", daemon=True)
-
-    def __enter__(self) -> Iterator[pa.RecordBatch]:
-        self._thread.start()
-        return self._batches()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        while self._thread.is_alive():
-            with contextlib.suppress(queue.Empty):  # make room: a blocked reader sees the stop
-                self._queue.get(timeout=0.05)
-        self._thread.join()
-
-    def _read(self) -> None:
-        try:
-            for batch in self._reader:
-                if not self._put(batch):
-                    return
-        except BaseException as error:  # handed to the consuming thread
-            self._put(error)
-            return
-        self._put(self._DONE)
-
-    def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.05)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _batches(self) -> Iterator[pa.RecordBatch]:
-        while True:
-            item = self._queue.get()
-            if item is self._DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-
 def _screen(batch: pa.RecordBatch, bad_rows: dict[str, int]) -> np.ndarray | None:
     """Adds the batch's bad rows to `bad_rows`; the rows to keep, or None for all of them."""
     masks = _bad_row_masks(batch)
-    any_bad = masks[0]
-    for mask in masks[1:]:
-        any_bad = pc.or_(any_bad, mask)
-    if not pc.any(any_bad).as_py():
+    if not pc.any(_any_of(masks, batch.num_rows)).as_py():
         return None
     already_bad = np.zeros(batch.num_rows, dtype=bool)
     for reason, mask in zip(BAD_ROW_REASONS, masks, strict=True):
@@ -216,12 +166,12 @@ def _bad_row_masks(batch: pa.RecordBatch) -> list[pa.Array]:
         definitely(pc.or_(pc.is_null(impressions), pc.is_null(clicks))),
         definitely(negative),
         definitely(pc.greater(clicks, impressions)),
-        _any(non_finite, batch.num_rows),
-        _any(unknown, batch.num_rows),
+        _any_of(non_finite, batch.num_rows),
+        _any_of(unknown, batch.num_rows),
     ]
 
 
-def _any(masks: list[pa.Array], rows: int) -> pa.Array:
+def _any_of(masks: list[pa.Array], rows: int) -> pa.Array:
     if not masks:
         return pa.array(np.zeros(rows, dtype=bool))
     result = masks[0]
@@ -231,30 +181,30 @@ def _any(masks: list[pa.Array], rows: int) -> pa.Array:
 
 
 class _GrowingColumn:
-    """A numpy column filled batch by batch.
+    """A numpy column filled batch by batch, in place.
 
-    It grows by `ndarray.resize` (realloc: large blocks are remapped, not copied), and
-    only the filled part is ever touched, so its memory is the column's own size.
+    Its room is reserved with `np.empty`, whose pages take memory only once written, so
+    a generous guess costs nothing; past it the column doubles (one copy), and `finish`
+    gives the unused room back (realloc shrinks in place).
     """
 
-    _FIRST_CAPACITY = 1 << 16
-
-    def __init__(self, dtype: np.dtype | type) -> None:
-        self.values = np.empty(0, dtype=dtype)
+    def __init__(self, dtype: np.dtype | type, capacity: int) -> None:
+        self.values = np.empty(max(capacity, 1), dtype=dtype)
         self.size = 0
 
     def append(self, values: np.ndarray, keep: np.ndarray | None) -> None:
         count = len(values) if keep is None else int(np.count_nonzero(keep))
         end = self.size + count
         if end > len(self.values):
-            capacity = max(end, 2 * len(self.values), self._FIRST_CAPACITY)
-            self.values.resize(capacity, refcheck=False)
+            grown = np.empty(max(end, 2 * len(self.values)), dtype=self.values.dtype)
+            grown[: self.size] = self.values[: self.size]
+            self.values = grown
         target = self.values[self.size : end]
         if keep is None:
             target[...] = values
         else:
             np.compress(keep, values, out=target)
-        del target  # no view may outlive a resize
+        del target  # no view may outlive the resize in `finish`
         self.size = end
 
     def finish(self) -> np.ndarray:
@@ -269,17 +219,16 @@ _FLOAT_COLUMNS = (*NUMERIC_FEATURES, *BOOLEAN_FEATURES)
 class _FrameBuilder:
     """Screened batches in, the model's frame out; see `load_training_frame`."""
 
-    def __init__(self, training: bool) -> None:
+    def __init__(self, training: bool, expected_rows: int) -> None:
         self.training = training
         self.video_ids: list[pa.Array] = []
-        self.columns: dict[str, _GrowingColumn] = {
-            **{name: _GrowingColumn(np.float64) for name in _FLOAT_COLUMNS},
-            **{name: _GrowingColumn(np.int8) for name in CATEGORICAL_FEATURES},
+        dtypes: dict[str, np.dtype | type | str] = {
+            **dict.fromkeys(_FLOAT_COLUMNS, np.float64),
+            **dict.fromkeys(CATEGORICAL_FEATURES, np.int8),
         }
         if training:
-            self.columns["impressions"] = _GrowingColumn(np.int64)
-            self.columns["clicks"] = _GrowingColumn(np.int64)
-            self.columns["created_at"] = _GrowingColumn("datetime64[us]")
+            dtypes.update(impressions=np.int64, clicks=np.int64, created_at="datetime64[us]")
+        self.columns = {name: _GrowingColumn(kind, expected_rows) for name, kind in dtypes.items()}
 
     def append(self, batch: pa.RecordBatch, keep: np.ndarray | None) -> None:
         ids = batch["video_id"]
