@@ -110,7 +110,8 @@ def screen_training_batches(
     builder = _FrameBuilder(training=True, expected_rows=expected_rows)
     for batch in batches:
         rows_read += batch.num_rows
-        builder.append(batch, keep=_screen(batch, bad_rows))
+        codes = _category_codes(batch)
+        builder.append(batch, codes, keep=_screen(batch, codes, bad_rows))
     return TrainingData(frame=builder.finish(), rows_read=rows_read, bad_rows=bad_rows)
 
 
@@ -122,13 +123,23 @@ def feature_frame(table: pa.Table) -> pd.DataFrame:
     """
     builder = _FrameBuilder(training=False, expected_rows=table.num_rows)
     for batch in table.to_batches():
-        builder.append(batch, keep=None)
+        builder.append(batch, _category_codes(batch), keep=None)
     return builder.finish()
 
 
-def _screen(batch: pa.RecordBatch, bad_rows: dict[str, int]) -> np.ndarray | None:
+def _category_codes(batch: pa.RecordBatch) -> dict[str, pa.Array]:
+    """Each categorical column as positions in its category list (NULL: missing or unknown)."""
+    return {
+        name: pc.index_in(batch[name], pa.array(categories))
+        for name, categories in CATEGORICAL_FEATURES.items()
+    }
+
+
+def _screen(
+    batch: pa.RecordBatch, codes: dict[str, pa.Array], bad_rows: dict[str, int]
+) -> np.ndarray | None:
     """Adds the batch's bad rows to `bad_rows`; the rows to keep, or None for all of them."""
-    masks = _bad_row_masks(batch)
+    masks = _bad_row_masks(batch, codes)
     if not pc.any(_any_of(masks, batch.num_rows)).as_py():
         return None
     already_bad = np.zeros(batch.num_rows, dtype=bool)
@@ -139,7 +150,7 @@ def _screen(batch: pa.RecordBatch, bad_rows: dict[str, int]) -> np.ndarray | Non
     return ~already_bad
 
 
-def _bad_row_masks(batch: pa.RecordBatch) -> list[pa.Array]:
+def _bad_row_masks(batch: pa.RecordBatch, codes: dict[str, pa.Array]) -> list[pa.Array]:
     """One mask per reason, in `BAD_ROW_REASONS` order, NULL counted as not bad."""
 
     def definitely(mask: pa.Array) -> pa.Array:
@@ -155,13 +166,10 @@ def _bad_row_masks(batch: pa.RecordBatch) -> list[pa.Array]:
         column = batch[name]
         if pa.types.is_floating(column.type):
             non_finite.append(definitely(pc.invert(pc.is_finite(column))))
-    unknown = []
-    for name, categories in CATEGORICAL_FEATURES.items():
-        column = batch[name]
-        outside = pc.and_(
-            pc.is_valid(column), pc.is_null(pc.index_in(column, pa.array(categories)))
-        )
-        unknown.append(definitely(outside))
+    unknown = [
+        definitely(pc.and_(pc.is_valid(batch[name]), pc.is_null(codes[name])))
+        for name in CATEGORICAL_FEATURES
+    ]
     return [
         definitely(pc.or_(pc.is_null(impressions), pc.is_null(clicks))),
         definitely(negative),
@@ -230,7 +238,9 @@ class _FrameBuilder:
             dtypes.update(impressions=np.int64, clicks=np.int64, created_at="datetime64[us]")
         self.columns = {name: _GrowingColumn(kind, expected_rows) for name, kind in dtypes.items()}
 
-    def append(self, batch: pa.RecordBatch, keep: np.ndarray | None) -> None:
+    def append(
+        self, batch: pa.RecordBatch, codes: dict[str, pa.Array], keep: np.ndarray | None
+    ) -> None:
         ids = batch["video_id"]
         # A copy either way: a slice of the batch would keep the whole batch alive.
         self.video_ids.append(
@@ -239,9 +249,9 @@ class _FrameBuilder:
         for name in _FLOAT_COLUMNS:
             values = batch[name].cast(pa.float64()).to_numpy(zero_copy_only=False)
             self.columns[name].append(values, keep)
-        for name, categories in CATEGORICAL_FEATURES.items():
-            codes = pc.fill_null(pc.index_in(batch[name], pa.array(categories)), -1)
-            self.columns[name].append(codes.cast(pa.int8()).to_numpy(), keep)
+        for name, positions in codes.items():
+            as_codes = pc.fill_null(positions, -1).cast(pa.int8())  # -1: missing
+            self.columns[name].append(as_codes.to_numpy(), keep)
         if self.training:
             for name in ("impressions", "clicks"):
                 counts = pc.fill_null(batch[name].cast(pa.int64()), 0)  # NULL rows are bad
