@@ -177,6 +177,12 @@ def run_benchmarks(
     results["machine"]["load_average_at_end"] = os.getloadavg()
     if results["targets"]:
         print(report.targets_table(results["targets"]), flush=True)
+        if not scale.targets_apply:
+            print(
+                f"({scale.name} scale: too small to judge; the targets are set at 1M+ rows, "
+                "where fixed costs no longer dominate. Run --scale 1m or full.)",
+                flush=True,
+            )
     path = json_path or RESULTS_DIR / f"{scale.name}.json"
     report.write_json(results, path)
     log(f"wrote {path} ({results['seconds']:.0f} s in all)")

@@ -17,6 +17,8 @@ class Scale:
     training_repeats: int
     retrain_videos: tuple[int, ...]  # one whole retrain per size and repetition
     retrain_repeats: int
+    # Whether the targets mean anything at these sizes (smoke: fixed costs dominate).
+    targets_apply: bool = True
 
 
 SCALES: dict[str, Scale] = {
@@ -33,6 +35,7 @@ SCALES: dict[str, Scale] = {
             training_repeats=1,
             retrain_videos=(5_000, 20_000),
             retrain_repeats=1,
+            targets_apply=False,
         ),
         Scale(
             name="1m",
