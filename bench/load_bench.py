@@ -24,6 +24,7 @@ import sqlalchemy
 
 from bench.fresh_process import Task
 from bench.harness import Stats, in_fresh_process, interleaved, stats_of
+from bench.report import target
 from ctr_assets.data.training_frame import load_training_frame, training_query
 from ctr_assets.db.connection import Database
 
@@ -125,18 +126,16 @@ def run_load_bench(db: Database, videos: int, repeats: int) -> dict:
 def targets(result: dict) -> list[dict]:
     label = f"load {result['videos']:,} videos"
     return [
-        {
-            "target": f"{label}: ADBC within {FLOOR_TARGET}x of the COPY floor",
-            "value": result["ratio_to_floor"],
-            "limit": FLOOR_TARGET,
-            "met": result["ratio_to_floor"] <= FLOOR_TARGET,
-        },
-        {
-            "target": f"{label}: peak RSS within {MEMORY_TARGET}x of the frame",
-            "value": result["peak_rss_over_frame"],
-            "limit": MEMORY_TARGET,
-            "met": result["peak_rss_over_frame"] <= MEMORY_TARGET,
-        },
+        target(
+            f"{label}: ADBC within {FLOOR_TARGET}x of the COPY floor",
+            result["ratio_to_floor"],
+            FLOOR_TARGET,
+        ),
+        target(
+            f"{label}: peak RSS within {MEMORY_TARGET}x of the frame",
+            result["peak_rss_over_frame"],
+            MEMORY_TARGET,
+        ),
     ]
 
 

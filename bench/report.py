@@ -22,6 +22,11 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([title, rule, line(header), rule, *map(line, rows), rule])
 
 
+def target(text: str, value: float, limit: float) -> dict:
+    """One line of the targets table: met when the value is at most the limit."""
+    return {"target": text, "value": value, "limit": limit, "met": value <= limit}
+
+
 def targets_table(targets: list[dict]) -> str:
     rows = [
         [t["target"], f"{t['value']:.3f}", f"{t['limit']:.3f}", "met" if t["met"] else "MISSED"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -21,45 +21,37 @@ class Scale:
     targets_apply: bool = True
 
 
-SCALES: dict[str, Scale] = {
-    scale.name: scale
-    for scale in (
-        Scale(
-            name="smoke",
-            load_videos=(20_000,),
-            load_repeats=2,
-            signal_rows=(5_000, 50_000),
-            sensor_ticks=5,
-            sql_repeats=3,
-            training_videos=5_000,
-            training_repeats=1,
-            retrain_videos=(5_000, 20_000),
-            retrain_repeats=1,
-            targets_apply=False,
-        ),
-        Scale(
-            name="1m",
-            load_videos=(1_000_000,),
-            load_repeats=3,
-            signal_rows=(100_000, 10_000_000),
-            sensor_ticks=40,
-            sql_repeats=7,
-            training_videos=100_000,
-            training_repeats=3,
-            retrain_videos=(100_000, 1_000_000),
-            retrain_repeats=2,
-        ),
-        Scale(
-            name="full",
-            load_videos=(1_000_000, 5_000_000),
-            load_repeats=3,
-            signal_rows=(100_000, 10_000_000),
-            sensor_ticks=40,
-            sql_repeats=7,
-            training_videos=100_000,
-            training_repeats=3,
-            retrain_videos=(100_000, 1_000_000, 5_000_000),
-            retrain_repeats=2,
-        ),
-    )
-}
+_SMOKE = Scale(
+    name="smoke",
+    load_videos=(20_000,),
+    load_repeats=2,
+    signal_rows=(5_000, 50_000),
+    sensor_ticks=5,
+    sql_repeats=3,
+    training_videos=5_000,
+    training_repeats=1,
+    retrain_videos=(5_000, 20_000),
+    retrain_repeats=1,
+    targets_apply=False,
+)
+_ONE_MILLION = Scale(
+    name="1m",
+    load_videos=(1_000_000,),
+    load_repeats=3,
+    signal_rows=(100_000, 10_000_000),
+    sensor_ticks=40,
+    sql_repeats=7,
+    training_videos=100_000,
+    training_repeats=3,
+    retrain_videos=(100_000, 1_000_000),
+    retrain_repeats=2,
+)
+# The 1m scale plus the 5M load and the 5M retrain.
+_FULL = replace(
+    _ONE_MILLION,
+    name="full",
+    load_videos=(1_000_000, 5_000_000),
+    retrain_videos=(100_000, 1_000_000, 5_000_000),
+)
+
+SCALES: dict[str, Scale] = {scale.name: scale for scale in (_SMOKE, _ONE_MILLION, _FULL)}

@@ -35,6 +35,7 @@ import psycopg2.extensions
 from bench.champions import champion_version
 from bench.databases import WORLD_END
 from bench.harness import Stats, interleaved, stats_of, timed
+from bench.report import target
 from ctr_assets.data.accuracy import measure_accuracy
 from ctr_assets.db.connection import Database
 from ctr_assets.db.purchases import new_purchase_signals, purchase_horizon
@@ -237,27 +238,25 @@ def run_sensor_bench(
 
 
 def targets(result: dict) -> list[dict]:
-    found = []
-    for case, stats in result["ticks"].items():
-        found.append(
-            {
-                "target": f"{case}: median tick under {TICK_TARGET_S * 1000:.0f} ms",
-                "value": stats["median"],
-                "limit": TICK_TARGET_S,
-                "met": stats["median"] < TICK_TARGET_S,
-            }
-        )
     small, large = result["databases"]
-    for sensor, growth in result["tick_growth_large_over_small"].items():
-        found.append(
-            {
-                "target": f"{sensor} sensor: tick @ {large} within {GROWTH_TARGET}x of @ {small}",
-                "value": growth,
-                "limit": GROWTH_TARGET,
-                "met": growth <= GROWTH_TARGET,
-            }
-        )
-    return found
+    return [
+        *(
+            target(
+                f"{case}: median tick under {TICK_TARGET_S * 1000:.0f} ms",
+                stats["median"],
+                TICK_TARGET_S,
+            )
+            for case, stats in result["ticks"].items()
+        ),
+        *(
+            target(
+                f"{sensor} sensor: tick @ {large} within {GROWTH_TARGET}x of @ {small}",
+                growth,
+                GROWTH_TARGET,
+            )
+            for sensor, growth in result["tick_growth_large_over_small"].items()
+        ),
+    ]
 
 
 def table_rows(result: dict) -> list[list[str]]:

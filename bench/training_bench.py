@@ -23,6 +23,7 @@ import xgboost as xgb
 
 from bench.databases import WORLD_END
 from bench.harness import Stats, interleaved, stats_of, with_seconds
+from bench.report import target
 from ctr_assets.data.features import FEATURES, TARGET
 from ctr_assets.data.training_frame import load_training_frame
 from ctr_assets.db.connection import Database
@@ -131,12 +132,11 @@ def run_training_bench(db: Database, videos: int, repeats: int) -> dict:
 
 def targets(result: dict) -> list[dict]:
     return [
-        {
-            "target": f"training: train_ctr_model within {OVERHEAD_TARGET}x of bare xgboost",
-            "value": result["overhead_ratio"],
-            "limit": OVERHEAD_TARGET,
-            "met": result["overhead_ratio"] <= OVERHEAD_TARGET,
-        }
+        target(
+            f"training: train_ctr_model within {OVERHEAD_TARGET}x of bare xgboost",
+            result["overhead_ratio"],
+            OVERHEAD_TARGET,
+        )
     ]
 
 

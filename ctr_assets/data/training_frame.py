@@ -217,8 +217,7 @@ class _GrowingColumn:
 
     def finish(self) -> np.ndarray:
         self.values.resize(self.size, refcheck=False)
-        values, self.values = self.values, np.empty(0, dtype=self.values.dtype)
-        return values
+        return self.values
 
 
 _FLOAT_COLUMNS = (*NUMERIC_FEATURES, *BOOLEAN_FEATURES)
@@ -263,7 +262,6 @@ class _FrameBuilder:
         frame: dict[str, object] = {
             "video_id": pa.chunked_array(self.video_ids, type=pa.string()).to_pandas()
         }
-        self.video_ids = []
         for name in _FLOAT_COLUMNS:
             frame[name] = self.columns[name].finish()
         for name, categories in CATEGORICAL_FEATURES.items():
