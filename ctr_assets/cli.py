@@ -130,7 +130,8 @@ def _dagster_instance():
     "--schema",
     default="ctr_demo",
     show_default=True,
-    help="PostgreSQL schema the demo runs in; it is emptied first, real tables are untouched.",
+    help="PostgreSQL schema the demo runs in: created and marked by the demo, emptied by "
+    "each run; a schema the demo did not create (public included) is refused.",
 )
 def demo(
     days: int,
@@ -146,8 +147,18 @@ def demo(
     Prints one line per day; exits non-zero if a check fails or the loop ends with the
     champion still over the threshold.
     """
-    from ctr_assets.orchestration.demo import reset_schema, run_demo
+    from ctr_assets.db.demo_schema import (
+        SchemaRefusedError,
+        check_demo_schema_name,
+        reset_demo_schema,
+    )
+    from ctr_assets.orchestration.demo import run_demo
     from ctr_assets.orchestration.resources import RetrainSettings
+
+    try:
+        check_demo_schema_name(schema)
+    except SchemaRefusedError as refused:
+        raise click.BadParameter(str(refused), param_hint="'--schema'") from refused
 
     spec = WorldSpec(
         seed=seed,
@@ -156,7 +167,10 @@ def demo(
         drift_day=drift_day if drift_day >= 0 else None,
         drift_factor=drift_factor,
     )
-    db = reset_schema(open_database(), schema)
+    try:
+        db = reset_demo_schema(open_database(), schema)
+    except SchemaRefusedError as refused:
+        raise click.BadParameter(str(refused), param_hint="'--schema'") from refused
     model_dir = settings.ctr_home() / "demo-models" / schema
     if model_dir.exists():
         for stale in model_dir.glob("*.json"):

@@ -10,7 +10,8 @@ from pathlib import Path
 import dagster as dg
 
 from ctr_assets.db.connection import Database
-from ctr_assets.orchestration.demo import reset_schema, run_demo
+from ctr_assets.db.demo_schema import reset_demo_schema
+from ctr_assets.orchestration.demo import run_demo
 from ctr_assets.simulation.world import WorldSpec
 from ctr_assets_tests.world_specs import END
 
@@ -21,7 +22,7 @@ def test_drift_breaches_the_threshold_once_and_one_retrain_recovers(
     db: Database, tmp_path: Path
 ) -> None:
     spec = WorldSpec(seed=42, days=30, videos=6000, drift_day=15, end=END)
-    scoped = reset_schema(db, "demo_test")
+    scoped = reset_demo_schema(db, "demo_test")
     with dg.instance_for_test() as instance:
         days = run_demo(scoped, spec, tmp_path / "models", instance=instance, first_check_day=7)
 

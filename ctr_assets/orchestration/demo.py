@@ -18,7 +18,6 @@ import pyarrow as pa
 
 from ctr_assets.db import writes
 from ctr_assets.db.connection import Database
-from ctr_assets.db.schema import migrate
 from ctr_assets.models.registry import ModelRegistry
 from ctr_assets.orchestration.run_check import run_check_in_process
 from ctr_assets.serving.predictor import CTRPredictor
@@ -53,16 +52,6 @@ class DemoDay:
             f"day {self.day:>3}  {self.as_of:%Y-%m-%d}  MAE {mae}  n={samples:>4}  "
             f"{self.status:<18} champion {self.champion or '-'}"
         )
-
-
-def reset_schema(db: Database, schema: str) -> Database:
-    """A clean schema for the demo, so it never mixes with real data."""
-    with db.connect() as conn, conn.cursor() as cur:
-        cur.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        cur.execute(f"CREATE SCHEMA {schema}")
-    scoped = db.in_schema(schema)
-    migrate(scoped)
-    return scoped
 
 
 def live_day(db: Database, world: DemoWorld, predictor: CTRPredictor, day: int) -> None:
