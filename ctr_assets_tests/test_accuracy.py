@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ctr_assets.data.accuracy import AccuracyReport, PlatformAccuracy, measure_accuracy
+from ctr_assets.data.accuracy import (
+    AccuracyReport,
+    Maturity,
+    PlatformAccuracy,
+    load_outcomes,
+    measure_accuracy,
+)
 from ctr_assets.db.connection import Database
 
 AS_OF = datetime(2026, 10, 10, tzinfo=UTC)
@@ -33,13 +39,16 @@ def _insert_predictions(db: Database, *rows: dict) -> None:
         "resolved_at": RESOLVED,
         "predicted_roas": None,
         "actual_roas": None,
+        "actual_impressions": 1000,
     }
     with db.connect() as conn, conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO prediction_records (video_id, model_version, predicted_ctr, "
-            "actual_ctr, predicted_roas, actual_roas, predicted_at, resolved_at) VALUES "
+            "actual_ctr, predicted_roas, actual_roas, predicted_at, resolved_at, "
+            "actual_impressions) VALUES "
             "(%(video_id)s, %(model_version)s, %(predicted_ctr)s, %(actual_ctr)s, "
-            "%(predicted_roas)s, %(actual_roas)s, %(predicted_at)s, %(resolved_at)s)",
+            "%(predicted_roas)s, %(actual_roas)s, %(predicted_at)s, %(resolved_at)s, "
+            "%(actual_impressions)s)",
             [{**defaults, **row} for row in rows],
         )
 
@@ -141,6 +150,11 @@ EXCLUDED = {
     "unresolved": {"actual_ctr": None, "resolved_at": None},
     "resolved_after_as_of": {"resolved_at": AS_OF + timedelta(seconds=1)},
     "no_prediction": {"predicted_ctr": None},
+    "no_impressions": {"actual_impressions": None},
+    "zero_impressions": {"actual_impressions": 0},
+    "immature_few_impressions": {"actual_impressions": 19},
+    "ctr_above_one": {"actual_ctr": 1.5},
+    "nan_prediction": {"predicted_ctr": float("nan")},
 }
 
 
@@ -159,8 +173,58 @@ def test_rows_outside_the_judgement_are_left_out(base_db: Database, overrides: d
 
     after = measure_accuracy(base_db, MODEL, AS_OF)
 
-    assert after == before
+    assert {f: getattr(after, f) for f in FIGURES} == {f: getattr(before, f) for f in FIGURES}
+    assert after.by_platform == before.by_platform
     assert after.n_samples == 4
+
+
+@pytest.mark.parametrize(
+    ("overrides", "counter"),
+    [
+        ({"actual_impressions": None}, "no_impressions_rows"),
+        ({"actual_impressions": -3}, "no_impressions_rows"),
+        ({"actual_impressions": 5}, "immature_rows"),
+        ({"actual_ctr": 1.5}, "invalid_rows"),
+        ({"predicted_ctr": float("nan")}, "invalid_rows"),
+        ({"predicted_ctr": float("inf")}, "invalid_rows"),
+    ],
+)
+def test_each_row_left_out_is_counted_under_its_kind(
+    base_db: Database, overrides: dict, counter: str
+) -> None:
+    _insert_predictions(
+        base_db, {"video_id": "x", "predicted_ctr": 0.9, "actual_ctr": 0.01, **overrides}
+    )
+    report = measure_accuracy(base_db, MODEL, AS_OF)
+    counters = ("immature_rows", "no_impressions_rows", "invalid_rows")
+    assert {name: getattr(report, name) for name in counters} == {
+        name: int(name == counter) for name in counters
+    }
+
+
+def test_a_prediction_younger_than_the_maturity_age_waits(base_db: Database) -> None:
+    young = AS_OF - timedelta(hours=5)
+    _insert_predictions(
+        base_db,
+        {"video_id": "y", "predicted_ctr": 0.9, "actual_ctr": 0.01, "predicted_at": young},
+    )
+    assert measure_accuracy(base_db, MODEL, AS_OF).n_samples == 5
+    strict = measure_accuracy(base_db, MODEL, AS_OF, maturity=Maturity(min_age_hours=6))
+    assert (strict.n_samples, strict.immature_rows) == (4, 1)
+
+
+def test_the_gate_reads_exactly_the_rows_the_figures_are_computed_on(base_db: Database) -> None:
+    _insert_predictions(
+        base_db,
+        {"video_id": "i", "predicted_ctr": 0.5, "actual_ctr": 0.2, "actual_impressions": 3},
+        {"video_id": "j", "predicted_ctr": 0.5, "actual_ctr": 2.0},
+        {"video_id": "k", "predicted_ctr": 0.07, "actual_ctr": 0.05, "actual_impressions": 20},
+    )
+    report = measure_accuracy(base_db, MODEL, AS_OF)
+    rows = load_outcomes(base_db, MODEL, AS_OF, SINCE)
+    assert len(rows) == report.n_samples == 5
+    assert float(rows.abs_error.mean()) == pytest.approx(report.mae, **EXACT)
+    assert sorted(rows.impressions) == [20.0, 1000.0, 1000.0, 1000.0, 1000.0]
 
 
 INCLUDED_AT_THE_EDGE = {

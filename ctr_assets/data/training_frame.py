@@ -64,6 +64,8 @@ def training_query(min_impressions: int) -> str:
             *BOOLEAN_FEATURES,
             *CATEGORICAL_FEATURES,
             *_COUNT_COLUMNS,
+            "spend",
+            "revenue",
             "created_at",
         ]
     )
@@ -188,6 +190,22 @@ def _any_of(masks: list[pa.Array], rows: int) -> pa.Array:
     return result
 
 
+def _roas_per_ctr(batch: pa.RecordBatch) -> np.ndarray:
+    """ROAS / CTR per video, revenue per click over spend per impression: what turns a CTR
+    (predicted or observed) into a ROAS. NaN where it is unknown (no click, no spend, no
+    revenue recorded)."""
+
+    def floats(name: str) -> np.ndarray:
+        return batch[name].cast(pa.float64()).to_numpy(zero_copy_only=False)
+
+    impressions, clicks = floats("impressions"), floats("clicks")
+    spend, revenue = floats("spend"), floats("revenue")
+    known = (clicks > 0) & (spend > 0) & np.isfinite(revenue) & (revenue >= 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = revenue * impressions / (clicks * spend)
+    return np.where(known & np.isfinite(ratio), ratio, np.nan)
+
+
 class _GrowingColumn:
     """A numpy column filled batch by batch, in place.
 
@@ -234,7 +252,12 @@ class _FrameBuilder:
             **dict.fromkeys(CATEGORICAL_FEATURES, np.int8),
         }
         if training:
-            dtypes.update(impressions=np.int64, clicks=np.int64, created_at="datetime64[us]")
+            dtypes.update(
+                impressions=np.int64,
+                clicks=np.int64,
+                roas_per_ctr=np.float64,
+                created_at="datetime64[us]",
+            )
         self.columns = {name: _GrowingColumn(kind, expected_rows) for name, kind in dtypes.items()}
 
     def append(
@@ -255,6 +278,7 @@ class _FrameBuilder:
             for name in ("impressions", "clicks"):
                 counts = pc.fill_null(batch[name].cast(pa.int64()), 0)  # NULL rows are bad
                 self.columns[name].append(counts.to_numpy(), keep)
+            self.columns["roas_per_ctr"].append(_roas_per_ctr(batch), keep)
             created = batch["created_at"].cast(pa.timestamp("us", tz="UTC"))
             self.columns["created_at"].append(created.to_numpy(zero_copy_only=False), keep)
 
@@ -270,6 +294,7 @@ class _FrameBuilder:
         if self.training:
             frame["impressions"] = self.columns["impressions"].finish()
             frame["clicks"] = self.columns["clicks"].finish()
+            frame["roas_per_ctr"] = self.columns["roas_per_ctr"].finish()
             created = self.columns["created_at"].finish()
             frame["created_at"] = pd.DatetimeIndex(created).tz_localize("UTC")
         # Each column keeps its own array: no consolidating copy of the float block.

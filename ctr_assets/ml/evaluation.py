@@ -45,13 +45,18 @@ def score_on_holdout(
             f"the frame has {len(held_out)} hold-out rows out of {len(frame)}; at least 2 are "
             "needed to score a model, so load more videos"
         )
-    actual = target(held_out)
-    predicted = predict_ctr(booster, held_out)
+    return score_predictions(target(held_out), predict_ctr(booster, held_out), weight)
+
+
+def score_predictions(
+    actual: np.ndarray, predicted: np.ndarray, weights: np.ndarray | None = None
+) -> HoldoutScore:
+    """MAE and R² of `predicted` against `actual`, weighted as training was."""
     return HoldoutScore(
-        mae=float(mean_absolute_error(actual, predicted, sample_weight=weight)),
+        mae=float(mean_absolute_error(actual, predicted, sample_weight=weights)),
         # Not forced finite: a constant target gives NaN or -inf, never a made-up 0.0.
-        r2=float(r2_score(actual, predicted, sample_weight=weight, force_finite=False)),
-        rows=len(held_out),
-        mean_predicted=float(np.average(predicted, weights=weight)),
-        mean_actual=float(np.average(actual, weights=weight)),
+        r2=float(r2_score(actual, predicted, sample_weight=weights, force_finite=False)),
+        rows=len(actual),
+        mean_predicted=float(np.average(predicted, weights=weights)),
+        mean_actual=float(np.average(actual, weights=weights)),
     )

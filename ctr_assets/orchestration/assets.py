@@ -7,18 +7,22 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from ctr_assets.data.accuracy import AccuracyReport, measure_accuracy
+from ctr_assets.data.accuracy import AccuracyReport
 from ctr_assets.data.training_frame import TrainingData, load_training_frame
+from ctr_assets.ml.decision import decide_retrain
 from ctr_assets.ml.training import TrainingParams
+from ctr_assets.models.registry import ModelVersion
 from ctr_assets.orchestration.resources import CtrDatabase, ModelStore, RetrainSettings
 from ctr_assets.reporting.plots import accuracy_trend_png, holdout_scatter_png
-from ctr_assets.retraining.check import CheckSettings, RetrainError, run_retrain_check
+from ctr_assets.retraining.check import RetrainError, judge_retrain_check
+from ctr_assets.retraining.measure import measure_champion
 from ctr_assets.retraining.record import TRIGGERS, DecisionRecord, recent_decisions, store_decision
 
 GROUP = "ctr_retraining"
 TRIGGER_TAG = "ctr_assets/trigger"
 OWNERS = ["team:ml-engineering"]
 MAE_CHECK = "mae_within_threshold"
+PROMOTION_CHECK = "challenger_beats_champion"
 
 
 class AccuracyConfig(dg.Config):
@@ -93,12 +97,6 @@ def _image(png: bytes) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![plot](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
-def _markdown_table(header: list[str], rows: list[list[Any]]) -> dg.MetadataValue:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return dg.MetadataValue.md("\n".join(lines))
-
-
 def _as_of(config: AccuracyConfig) -> datetime:
     if config.as_of is None:
         return datetime.now(UTC)
@@ -120,13 +118,26 @@ def prediction_accuracy(
     retrain_settings: RetrainSettings,
 ):
     """How far the champion's CTR predictions were from the outcomes over the lookback
-    window (computed by PostgreSQL); only the champion's own predictions count."""
+    window (computed by PostgreSQL), and the retrain gate's evidence: the confidence
+    interval of the true MAE with label noise taken out, and the CUSUM of recent days."""
     db = database.open()
     champion = models.registry(db).champion()
-    report = measure_accuracy(
-        db, champion.version if champion else None, _as_of(config), retrain_settings.lookback_days
+    report = measure_champion(
+        db,
+        champion.version if champion else None,
+        _as_of(config),
+        retrain_settings.policy(),
+        retrain_settings.lookback_days,
+        retrain_settings.maturity(),
     )
-    metadata: dict[str, Any] = {
+    yield dg.Output(report, metadata=accuracy_metadata(report, retrain_settings.mae_threshold))
+    yield _mae_check_result(report, retrain_settings)
+
+
+def accuracy_metadata(report: AccuracyReport, threshold: float) -> dict[str, Any]:
+    """The figures users plot over time, and the gate's evidence for the sensor."""
+    evidence = report.evidence
+    return {
         "mae": _number(report.mae),
         "n_samples": _number(report.n_samples),
         "r2": _number(report.r2),
@@ -136,38 +147,58 @@ def prediction_accuracy(
         "bias": _number(report.bias),
         "roas_accuracy": _number(report.roas_accuracy),
         "roas_samples": _number(report.roas_samples),
-        "threshold": _number(retrain_settings.mae_threshold),
+        "threshold": _number(threshold),
+        "noise_mae": _number(evidence.noise_mae if evidence else None),
+        "mae_lower_bound": _number(evidence.mae_lower_bound if evidence else None),
+        "mae_upper_bound": _number(evidence.mae_upper_bound if evidence else None),
+        "cusum": _number(evidence.cusum_statistic if evidence else None),
+        "immature_rows": _number(report.immature_rows),
+        "no_impressions_rows": _number(report.no_impressions_rows),
+        "invalid_rows": _number(report.invalid_rows),
         "champion": dg.MetadataValue.text(report.model_version or "none yet"),
         "as_of": dg.MetadataValue.text(report.as_of.isoformat()),
-        "by_platform": _markdown_table(
-            ["platform", "samples", "MAE", "bias"],
-            [
-                [p.platform, p.n_samples, f"{p.mae:.4f}", f"{p.bias:+.4f}"]
+        "gate_evidence": dg.MetadataValue.json(evidence.as_dict() if evidence else {}),
+        "by_platform": dg.MetadataValue.table(
+            records=[
+                dg.TableRecord(
+                    {"platform": p.platform, "samples": p.n_samples, "mae": p.mae, "bias": p.bias}
+                )
                 for p in report.by_platform
             ],
+            schema=dg.TableSchema(
+                columns=[
+                    dg.TableColumn("platform", "string"),
+                    dg.TableColumn("samples", "int"),
+                    dg.TableColumn("mae", "float", description="observed MAE of CTR"),
+                    dg.TableColumn("bias", "float", description="mean predicted - actual"),
+                ]
+            ),
         ),
     }
-    yield dg.Output(report, metadata=metadata)
-    yield _mae_check_result(report, retrain_settings)
 
 
-def _mae_check_result(report: AccuracyReport, limits: RetrainSettings) -> dg.AssetCheckResult:
-    if report.mae is None or report.n_samples < limits.min_samples:
+def _mae_check_result(report: AccuracyReport, settings: RetrainSettings) -> dg.AssetCheckResult:
+    """Passes unless the retrain gate finds the champion over the threshold."""
+    decision = decide_retrain(report.evidence, settings.policy(), has_champion=True)
+    metadata = {
+        "mae": _number(report.mae),
+        "mae_lower_bound": _number(report.evidence.mae_lower_bound if report.evidence else None),
+        "threshold": settings.mae_threshold,
+        "n_samples": report.n_samples,
+    }
+    if report.model_version is None or decision.action == "insufficient_data":
         return dg.AssetCheckResult(
             check_name=MAE_CHECK,
             passed=True,
-            description=(
-                f"not judged: {report.n_samples} resolved predictions of the champion, "
-                f"{limits.min_samples} needed"
-            ),
-            metadata={"n_samples": report.n_samples},
+            description=f"not judged: {decision.reason if report.model_version else 'no champion'}",
+            metadata=metadata,
         )
     return dg.AssetCheckResult(
         check_name=MAE_CHECK,
-        passed=report.mae <= limits.mae_threshold,
+        passed=decision.action != "retrain",
         severity=dg.AssetCheckSeverity.WARN,
-        description=f"MAE {report.mae:.4f} vs threshold {limits.mae_threshold:.4f}",
-        metadata={"mae": report.mae, "threshold": limits.mae_threshold},
+        description=decision.reason,
+        metadata=metadata,
     )
 
 
@@ -185,8 +216,13 @@ def real_training_data(
             "rows_read": data.rows_read,
             "bad_rows": data.bad_row_total,
             **{f"bad_rows/{reason}": count for reason, count in data.bad_rows.items()},
-            "bad_rows_by_reason": _markdown_table(
-                ["reason", "rows"], [[r, c] for r, c in data.bad_rows.items()]
+            "bad_rows_by_reason": dg.MetadataValue.table(
+                records=[
+                    dg.TableRecord({"reason": r, "rows": c}) for r, c in data.bad_rows.items()
+                ],
+                schema=dg.TableSchema(
+                    columns=[dg.TableColumn("reason", "string"), dg.TableColumn("rows", "int")]
+                ),
             ),
             "min_impressions": retrain_settings.min_impressions,
         },
@@ -205,12 +241,20 @@ def _report_metadata(record: DecisionRecord) -> dict[str, Any]:
         "status": dg.MetadataValue.text(record.status),
         "reason": dg.MetadataValue.text(record.reason),
         "trigger": dg.MetadataValue.text(record.trigger),
+        "gate": dg.MetadataValue.text(record.gate or "none"),
         "mae": _number(record.mae),
+        "noise_mae": _number(record.noise_mae),
+        "mae_lower_bound": _number(record.mae_lower_bound),
+        "mae_upper_bound": _number(record.mae_upper_bound),
         "n_samples": _number(record.n_samples),
+        "immature_rows": _number(record.immature_rows),
         "threshold": _number(record.threshold),
         "mae_before": _number(record.mae_before),
         "mae_after": _number(record.mae_after),
         "mae_improvement": _number(record.mae_improvement),
+        "improvement_lower_bound": _number(
+            record.improvement["lower"] if record.improvement else None
+        ),
         "r2_before": _number(record.r2_before),
         "r2_after": _number(record.r2_after),
         "r2_delta": _number(record.r2_delta),
@@ -221,6 +265,73 @@ def _report_metadata(record: DecisionRecord) -> dict[str, Any]:
     }
 
 
+_SLICE_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("slice", "string"),
+        dg.TableColumn("rows", "int"),
+        dg.TableColumn("mae_before", "float", description="champion, hold-out"),
+        dg.TableColumn("mae_after", "float", description="challenger, hold-out"),
+        dg.TableColumn("worse_by", "float", description="challenger minus champion"),
+        dg.TableColumn("worse_by_at_least", "float", description="its lower bound"),
+        dg.TableColumn("regressed", "bool"),
+    ]
+)
+
+
+def _promotion_check(record: DecisionRecord, promote: bool) -> dg.AssetCheckResult:
+    """The verdict the promotion obeys, emitted before the promotion happens."""
+    if record.challenger is None:
+        return dg.AssetCheckResult(
+            check_name=PROMOTION_CHECK,
+            asset_key="ctr_model",
+            passed=True,
+            description=f"not judged: no challenger was trained ({record.status})",
+            metadata={"judged": False},
+        )
+    if record.champion_before is None:
+        return dg.AssetCheckResult(
+            check_name=PROMOTION_CHECK,
+            asset_key="ctr_model",
+            passed=True,
+            description=f"{record.challenger} is the first model; there is no champion to beat",
+            metadata={"judged": False},
+        )
+    slices = [*record.slices, *([record.roas] if record.roas else [])]
+    return dg.AssetCheckResult(
+        check_name=PROMOTION_CHECK,
+        asset_key="ctr_model",
+        passed=promote,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=record.reason,
+        metadata={
+            "judged": True,
+            "improvement": _number(record.improvement["mae"] if record.improvement else None),
+            "improvement_lower_bound": _number(
+                record.improvement["lower"] if record.improvement else None
+            ),
+            "mae_before": _number(record.mae_before),
+            "mae_after": _number(record.mae_after),
+            "slices": dg.MetadataValue.table(
+                records=[
+                    dg.TableRecord(
+                        {
+                            "slice": s["name"],
+                            "rows": s["rows"],
+                            "mae_before": s["mae_before"],
+                            "mae_after": s["mae_after"],
+                            "worse_by": s["worse_by"],
+                            "worse_by_at_least": s["worse_by_at_least"],
+                            "regressed": s["regressed"],
+                        }
+                    )
+                    for s in slices
+                ],
+                schema=_SLICE_SCHEMA,
+            ),
+        },
+    )
+
+
 @dg.multi_asset(
     outs={
         "ctr_model": dg.AssetOut(
@@ -229,9 +340,20 @@ def _report_metadata(record: DecisionRecord) -> dict[str, Any]:
             owners=OWNERS,
             is_required=False,
             description=(
-                "An XGBoost CTR regressor trained on real_training_data, materialised only "
-                "when the retrain decision says so; promoted to champion only if it beats "
-                "the champion on the same hold-out videos."
+                "A challenger: an XGBoost CTR regressor trained on real_training_data, "
+                "materialised only when the retrain gate says so, and judged against the "
+                "champion on the same hold-out videos (check challenger_beats_champion)."
+            ),
+        ),
+        "champion_model": dg.AssetOut(
+            group_name=GROUP,
+            kinds={"xgboost"},
+            owners=OWNERS,
+            is_required=False,
+            description=(
+                "The model that serves predictions. Materialised when a challenger becomes "
+                "champion: only after its paired advantage on the hold-out exceeded noise "
+                "and no platform got clearly worse."
             ),
         ),
         "retrain_report": dg.AssetOut(
@@ -240,7 +362,7 @@ def _report_metadata(record: DecisionRecord) -> dict[str, Any]:
             owners=OWNERS,
             description=(
                 "One decision record per check (no_retrain_needed, retrained, "
-                "insufficient_data, rejected, error) with the figures behind it."
+                "insufficient_data, rejected, error) with the evidence behind it."
             ),
         ),
     },
@@ -250,12 +372,25 @@ def _report_metadata(record: DecisionRecord) -> dict[str, Any]:
     },
     internal_asset_deps={
         "ctr_model": {dg.AssetKey("prediction_accuracy"), dg.AssetKey("real_training_data")},
+        "champion_model": {dg.AssetKey("ctr_model")},
         "retrain_report": {
             dg.AssetKey("prediction_accuracy"),
             dg.AssetKey("real_training_data"),
             dg.AssetKey("ctr_model"),
+            dg.AssetKey("champion_model"),
         },
     },
+    check_specs=[
+        dg.AssetCheckSpec(
+            PROMOTION_CHECK,
+            asset="ctr_model",
+            description=(
+                "The challenger's paired advantage over the champion on the same hold-out "
+                "videos exceeds noise, and no platform or ROAS is clearly worse. Judged "
+                "before the promotion, which follows this verdict."
+            ),
+        )
+    ],
     pool="ctr_model_training",
 )
 def retrain_check(
@@ -267,24 +402,36 @@ def retrain_check(
     models: ModelStore,
     retrain_settings: RetrainSettings,
 ):
-    """Decides whether to retrain, trains and judges a challenger when it should, and
-    records the decision."""
+    """Decides whether to retrain, trains and judges a challenger when it should, promotes
+    it only on evidence, and records the decision."""
     db = database.open()
-    settings = CheckSettings(
-        policy=retrain_settings.policy(),
-        min_training_rows=retrain_settings.min_training_rows,
-        recency_half_life_days=retrain_settings.recency_half_life_days,
-        training=config.params(),
-    )
+    settings = retrain_settings.check_settings(config.params())
+    registry = models.registry(db)
+
+    def remeasure(version: str | None) -> AccuracyReport:
+        return measure_champion(
+            db,
+            version,
+            prediction_accuracy.as_of,
+            settings.policy,
+            settings.lookback_days,
+            settings.maturity,
+        )
+
     try:
-        outcome = run_retrain_check(
-            models.registry(db),
+        judged = judge_retrain_check(
+            registry,
             prediction_accuracy,
             real_training_data,
             settings,
             _trigger(context),
             run_id=context.run.run_id,
+            remeasure=remeasure,
         )
+        if judged.outcome.challenger is not None:
+            yield _model_output(judged.outcome.challenger, promoted=judged.promote)
+        yield _promotion_check(judged.outcome.record, judged.promote)
+        outcome = judged.conclude()
     except RetrainError as error:
         store_decision(db, error.record)
         yield dg.Output(
@@ -297,22 +444,17 @@ def retrain_check(
 
     record = outcome.record
     store_decision(db, record)
-    if outcome.challenger is not None:
-        model = outcome.challenger
+    if record.status == "retrained" and outcome.challenger is not None:
         yield dg.Output(
-            model,
-            output_name="ctr_model",
+            outcome.challenger.version,
+            output_name="champion_model",
             metadata={
-                "version": model.version,
-                "promoted": record.status == "retrained",
-                "holdout_mae": _number(model.holdout_mae),
-                "holdout_r2": _number(model.holdout_r2),
-                "training_rows": model.training_rows,
-                "holdout_rows": model.holdout_rows,
-                "training_seconds": _number(model.training_seconds),
-                "best_iteration": int(model.params["best_iteration"]),
-                "file": dg.MetadataValue.path(model.file_path),
-                "sha256": model.sha256,
+                "version": outcome.challenger.version,
+                "previous": record.champion_before or "none",
+                "reason": record.reason,
+                "improvement_lower_bound": _number(
+                    record.improvement["lower"] if record.improvement else None
+                ),
             },
         )
     metadata = _report_metadata(record)
@@ -322,3 +464,22 @@ def retrain_check(
         accuracy_trend_png(recent_decisions(db, 60), record.threshold)
     )
     yield dg.Output(record, output_name="retrain_report", metadata=metadata)
+
+
+def _model_output(model: ModelVersion, promoted: bool) -> dg.Output:
+    return dg.Output(
+        model,
+        output_name="ctr_model",
+        metadata={
+            "version": model.version,
+            "to_be_promoted": promoted,
+            "holdout_mae": _number(model.holdout_mae),
+            "holdout_r2": _number(model.holdout_r2),
+            "training_rows": model.training_rows,
+            "holdout_rows": model.holdout_rows,
+            "training_seconds": _number(model.training_seconds),
+            "best_iteration": int(model.params["best_iteration"]),
+            "file": dg.MetadataValue.path(model.file_path),
+            "sha256": model.sha256,
+        },
+    )

@@ -5,7 +5,6 @@ import dagster as dg
 from ctr_assets.orchestration.alerts import SlackAlerts, alert_on_check, alert_on_failure
 from ctr_assets.orchestration.assets import prediction_accuracy, real_training_data, retrain_check
 from ctr_assets.orchestration.automation_settings import AutomationSettings
-from ctr_assets.orchestration.checks import promoted_model_beats_predecessor
 from ctr_assets.orchestration.jobs import ACCURACY, retrain_check_job
 from ctr_assets.orchestration.resources import CtrDatabase, ModelStore, RetrainSettings
 from ctr_assets.orchestration.schedules import build_daily_schedule
@@ -25,7 +24,6 @@ def build_definitions(
     )
     return dg.Definitions(
         assets=assets,
-        asset_checks=[promoted_model_beats_predecessor],
         jobs=[retrain_check_job],
         schedules=[build_daily_schedule(automation)],
         sensors=[

@@ -8,6 +8,7 @@ RETRAIN_CHECK_JOB = "retrain_check_job"
 ACCURACY = dg.AssetKey("prediction_accuracy")
 TRAINING_DATA = dg.AssetKey("real_training_data")
 MODEL = dg.AssetKey("ctr_model")
+CHAMPION = dg.AssetKey("champion_model")
 REPORT = dg.AssetKey("retrain_report")
 
 retrain_check_job = dg.define_asset_job(

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
 
 from ctr_assets import settings
+from ctr_assets.data.accuracy import Maturity
 from ctr_assets.db.connection import Database, libpq_url
 from ctr_assets.db.schema import migrate
 from ctr_assets.ml.decision import RetrainPolicy
-from ctr_assets.ml.training import MIN_TRAINING_ROWS
+from ctr_assets.ml.promotion import PromotionPolicy
+from ctr_assets.ml.training import MIN_TRAINING_ROWS, TrainingParams
 from ctr_assets.models.registry import ModelRegistry
 from ctr_assets.retraining.check import CheckSettings
 
@@ -50,19 +53,84 @@ class ModelStore(dg.ConfigurableResource):
         return ModelRegistry(db, folder)
 
 
+_POLICY = RetrainPolicy()
+_PROMOTION = PromotionPolicy()
+_MATURITY = Maturity()
+
+
 class RetrainSettings(dg.ConfigurableResource):
-    """When to retrain and what to learn from; shared by assets, checks and sensors."""
+    """When to retrain, what to learn from, and when a challenger may replace the champion;
+    shared by assets, checks and sensors."""
 
     mae_threshold: float = Field(
-        default=RetrainPolicy.mae_threshold,
-        description="Retrain when the champion's live MAE of CTR exceeds this.",
+        default=_POLICY.mae_threshold,
+        description="Retrain when the champion's true MAE of CTR exceeds this.",
     )
     min_samples: int = Field(
-        default=RetrainPolicy.min_samples,
-        description="Resolved predictions needed before the MAE is trusted.",
+        default=_POLICY.min_samples,
+        description="Mature resolved predictions needed before the accuracy is judged.",
     )
     lookback_days: int = Field(
         default=7, description="Days of resolved predictions the accuracy is measured over."
+    )
+    gate: Literal["noise_aware", "naive"] = Field(
+        default=_POLICY.gate,
+        description=(
+            "noise_aware: retrain when the confidence bound of the true MAE (label noise "
+            "taken out) is above the threshold, or the CUSUM of recent days alarms. naive: "
+            "the original rule, observed MAE above the threshold."
+        ),
+    )
+    confidence: float = Field(
+        default=_POLICY.confidence,
+        description="One-sided confidence of the noise-aware gate's lower bound.",
+    )
+    dispersion: float | None = Field(
+        default=_POLICY.dispersion,
+        description=("Over-dispersion of clicks (1: binomial). Unset: estimated from each window."),
+    )
+    cusum: bool = Field(
+        default=_POLICY.cusum,
+        description="Also retrain when the CUSUM of daily excess errors alarms (fast drift).",
+    )
+    cusum_k: float = Field(
+        default=_POLICY.cusum_k, description="CUSUM reference value, in standard errors."
+    )
+    cusum_h: float = Field(
+        default=_POLICY.cusum_h, description="CUSUM alarm limit, in standard errors."
+    )
+    cusum_days: int = Field(
+        default=_POLICY.cusum_days, description="Days of outcomes the CUSUM looks back over."
+    )
+    min_outcome_impressions: int = Field(
+        default=_MATURITY.min_impressions,
+        description="An outcome is judged once it has this many impressions (else immature).",
+    )
+    min_outcome_age_hours: float = Field(
+        default=_MATURITY.min_age_hours,
+        description="An outcome is judged once its prediction is this many hours old.",
+    )
+    promotion_confidence: float = Field(
+        default=_PROMOTION.confidence,
+        description="Confidence of the paired hold-out comparison that promotes a challenger.",
+    )
+    min_improvement: float = Field(
+        default=_PROMOTION.min_improvement,
+        description=(
+            "The challenger's advantage (its lower bound) must exceed this share of the "
+            "champion's hold-out MAE."
+        ),
+    )
+    slice_tolerance: float = Field(
+        default=_PROMOTION.slice_tolerance,
+        description=(
+            "A platform (or ROAS) clearly worse by more than this share of the champion's "
+            "MAE there rejects the challenger."
+        ),
+    )
+    slice_min_rows: int = Field(
+        default=_PROMOTION.slice_min_rows,
+        description="Hold-out videos a platform needs to be judged as a slice.",
     )
     min_training_rows: int = Field(
         default=MIN_TRAINING_ROWS,
@@ -80,4 +148,33 @@ class RetrainSettings(dg.ConfigurableResource):
     )
 
     def policy(self) -> RetrainPolicy:
-        return RetrainPolicy(mae_threshold=self.mae_threshold, min_samples=self.min_samples)
+        return RetrainPolicy(
+            mae_threshold=self.mae_threshold,
+            min_samples=self.min_samples,
+            gate=self.gate,
+            confidence=self.confidence,
+            dispersion=self.dispersion,
+            cusum=self.cusum,
+            cusum_k=self.cusum_k,
+            cusum_h=self.cusum_h,
+            cusum_days=self.cusum_days,
+        )
+
+    def maturity(self) -> Maturity:
+        return Maturity(self.min_outcome_impressions, self.min_outcome_age_hours)
+
+    def check_settings(self, training: TrainingParams) -> CheckSettings:
+        return CheckSettings(
+            policy=self.policy(),
+            promotion=PromotionPolicy(
+                confidence=self.promotion_confidence,
+                min_improvement=self.min_improvement,
+                slice_tolerance=self.slice_tolerance,
+                slice_min_rows=self.slice_min_rows,
+            ),
+            maturity=self.maturity(),
+            lookback_days=self.lookback_days,
+            min_training_rows=self.min_training_rows,
+            recency_half_life_days=self.recency_half_life_days,
+            training=training,
+        )

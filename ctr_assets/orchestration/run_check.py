@@ -43,7 +43,7 @@ def run_check_in_process(
     if training_config and "ctr_model" in selected:
         ops["retrain_check"] = {"config": training_config}
     result = dg.materialize(
-        [*defs.assets, *defs.asset_checks],  # type: ignore[misc]
+        list(defs.assets or []),  # type: ignore[arg-type]
         instance=instance,
         resources={
             **defs.resources,

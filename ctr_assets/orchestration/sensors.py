@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from ctr_assets.db.purchases import new_purchase_signals, purchase_horizon
+from ctr_assets.ml.gate import GateEvidence
 from ctr_assets.orchestration.assets import TRIGGER_TAG
 from ctr_assets.orchestration.automation_settings import AutomationSettings
 from ctr_assets.orchestration.jobs import (
     ACCURACY,
+    CHAMPION,
     MODEL,
     REPORT,
     TRAINING_DATA,
@@ -57,10 +59,11 @@ def observe_accuracy(instance: dg.DagsterInstance) -> AccuracyObservation | None
         return None if entry is None else entry.value
 
     champion = value("champion")
+    stored = value("gate_evidence")
     return AccuracyObservation(
         storage_id=latest.storage_id,
         materialized_at=datetime.fromtimestamp(latest.timestamp, UTC),
-        mae=value("mae"),
+        evidence=GateEvidence.from_dict(stored) if stored else None,
         n_samples=int(value("n_samples") or 0),
         champion=None if champion in (None, "none yet") else champion,
         decided=report is not None and report.storage_id > latest.storage_id,
@@ -75,9 +78,9 @@ def build_accuracy_sensor(settings: AutomationSettings) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             "Refreshes prediction_accuracy when it is older than its freshness window; when "
-            "a fresh accuracy breaches the threshold on enough samples, requests ctr_model "
-            "and retrain_report once for that accuracy (not during a running check, not "
-            "within the cooldown after a retrain)."
+            "the retrain gate finds a fresh accuracy over the threshold, requests ctr_model, "
+            "champion_model and retrain_report once for that accuracy (not during a running "
+            "check, not within the cooldown after a retrain)."
         ),
     )
     def ctr_accuracy_sensor(context: dg.SensorEvaluationContext, retrain_settings: RetrainSettings):
@@ -107,7 +110,9 @@ def build_accuracy_sensor(settings: AutomationSettings) -> dg.SensorDefinition:
                 f"{action.reason}; already requested in run {earlier[0].run_id} "
                 f"({earlier[0].status.value.lower()})"
             )
-        selection = [ACCURACY, TRAINING_DATA] if action.kind == "refresh" else [MODEL, REPORT]
+        selection = (
+            [ACCURACY, TRAINING_DATA] if action.kind == "refresh" else [MODEL, CHAMPION, REPORT]
+        )
         return dg.RunRequest(
             run_key=action.run_key,
             asset_selection=selection,

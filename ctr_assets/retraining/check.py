@@ -1,22 +1,29 @@
-"""One retrain check: decide, train a challenger, compare on the hold-out, promote or not.
+"""One retrain check: decide, train a challenger, judge it on the hold-out, promote or not.
 
-Every path ends in exactly one decision record. A failure is recorded as `error` and then
-raised, so the caller's run fails loudly while the old champion keeps serving.
+The check runs in two steps so that the evidence is judged before anything changes:
+`judge_retrain_check` decides, trains and compares (the champion untouched), and
+`JudgedCheck.conclude` then promotes the challenger only if the verdict says so. Every path
+ends in exactly one decision record. A failure is recorded as `error` and then raised, so
+the caller's run fails loudly while the old champion keeps serving.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ctr_assets.data.accuracy import AccuracyReport
+from ctr_assets.data.accuracy import AccuracyReport, Maturity
 from ctr_assets.data.training_frame import TrainingData
-from ctr_assets.ml.decision import AccuracySnapshot, RetrainPolicy, challenger_wins, decide_retrain
-from ctr_assets.ml.evaluation import HoldoutScore, predict_ctr, score_on_holdout
+from ctr_assets.ml.decision import RetrainPolicy, decide_retrain
+from ctr_assets.ml.evaluation import HoldoutScore, predict_ctr, score_predictions
+from ctr_assets.ml.model_inputs import target
+from ctr_assets.ml.promotion import PromotionPolicy, PromotionVerdict, judge_promotion
 from ctr_assets.ml.recency import recency_weights
 from ctr_assets.ml.split import holdout_mask
 from ctr_assets.ml.training import (
@@ -42,6 +49,9 @@ class RetrainError(RuntimeError):
 @dataclass(frozen=True)
 class CheckSettings:
     policy: RetrainPolicy = field(default_factory=RetrainPolicy)
+    promotion: PromotionPolicy = field(default_factory=PromotionPolicy)
+    maturity: Maturity = field(default_factory=Maturity)
+    lookback_days: int = 7
     min_training_rows: int = MIN_TRAINING_ROWS
     recency_half_life_days: float | None = 2.0
     training: TrainingParams = field(default_factory=TrainingParams)
@@ -51,7 +61,39 @@ class CheckSettings:
 class CheckOutcome:
     record: DecisionRecord
     challenger: ModelVersion | None = None  # trained this check, promoted or not
-    holdout: pd.DataFrame | None = None  # video_id, actual, champion, challenger predictions
+    holdout: pd.DataFrame | None = None  # video_id, ctr, champion and challenger predictions
+    verdict: PromotionVerdict | None = None
+
+
+@dataclass(frozen=True)
+class JudgedCheck:
+    """A check whose evidence is judged; `conclude` promotes (or not) and records."""
+
+    registry: ModelRegistry
+    outcome: CheckOutcome
+    promote: bool = False  # the first model, or a challenger the verdict promotes
+
+    def conclude(self) -> CheckOutcome:
+        outcome, challenger = self.outcome, self.outcome.challenger
+        if not self.promote or challenger is None:
+            return outcome
+        record = outcome.record
+        try:
+            self.registry.promote(challenger.version, record.champion_before, record.reason)
+        except Exception as error:
+            failed = replace(
+                record,
+                status="error",
+                reason=f"{record.reason}; but the promotion failed, the champion is "
+                f"unchanged: {error}",
+                champion_after=record.champion_before,
+            )
+            logger.exception("promotion failed")
+            raise RetrainError(failed) from error
+        return replace(
+            outcome,
+            record=replace(record, status="retrained", champion_after=challenger.version),
+        )
 
 
 def run_retrain_check(
@@ -63,11 +105,125 @@ def run_retrain_check(
     *,
     run_id: str | None = None,
     now: datetime | None = None,
+    remeasure: Callable[[str | None], AccuracyReport] | None = None,
 ) -> CheckOutcome:
-    """Runs the check and returns its outcome; the caller stores `outcome.record`."""
+    """Runs the whole check, promotion included; the caller stores `outcome.record`."""
+    return judge_retrain_check(
+        registry,
+        accuracy,
+        training,
+        settings,
+        trigger,
+        run_id=run_id,
+        now=now,
+        remeasure=remeasure,
+    ).conclude()
+
+
+def judge_retrain_check(
+    registry: ModelRegistry,
+    accuracy: AccuracyReport,
+    training: TrainingData,
+    settings: CheckSettings,
+    trigger: Trigger,
+    *,
+    run_id: str | None = None,
+    now: datetime | None = None,
+    remeasure: Callable[[str | None], AccuracyReport] | None = None,
+) -> JudgedCheck:
+    """Decides and, when it should, trains and judges a challenger; promotes nothing.
+
+    The accuracy judged must be the current champion's: if the champion changed since it
+    was measured (a promotion or rollback in between), `remeasure` measures it again.
+    """
     checked_at = now or datetime.now(UTC)
     champion = registry.champion()
-    record = DecisionRecord(
+    champion_version = champion.version if champion else None
+    remeasured = ""
+    if accuracy.model_version != champion_version:
+        if remeasure is None:
+            raise ValueError(
+                f"the accuracy was measured for {accuracy.model_version}, but the champion "
+                f"is {champion_version}; measure the champion's accuracy"
+            )
+        remeasured = (
+            f" (re-measured: the accuracy was of {accuracy.model_version}, the champion "
+            f"is now {champion_version})"
+        )
+        accuracy = remeasure(champion_version)
+    record = _record_of(accuracy, settings, training, trigger, checked_at, champion, run_id)
+    decision = decide_retrain(
+        accuracy.evidence,
+        settings.policy,
+        has_champion=champion is not None,
+        left_out=_left_out(accuracy),
+    )
+    record = replace(record, views=decision.views)
+    why = decision.reason + remeasured
+    if decision.action != "retrain":
+        return JudgedCheck(
+            registry, CheckOutcome(replace(record, status=decision.action, reason=why))
+        )
+
+    frame = training.frame
+    usable = usable_training_rows(frame) if len(frame) else 0
+    if usable < settings.min_training_rows:
+        return JudgedCheck(
+            registry,
+            CheckOutcome(
+                replace(
+                    record,
+                    status="insufficient_data",
+                    reason=(
+                        f"{why}, but only {usable} usable training rows "
+                        f"({len(frame)} videos with enough impressions, "
+                        f"{sum(training.bad_rows.values())} bad rows left out); "
+                        f"at least {settings.min_training_rows} are needed to train"
+                    ),
+                )
+            ),
+        )
+    try:
+        outcome = _train_and_judge(
+            registry, record, why, champion, training, settings, accuracy.roas_samples > 0
+        )
+    except Exception as error:
+        failed = replace(
+            record,
+            status="error",
+            reason=f"{why}; the retrain failed: {error}",
+            champion_after=record.champion_before,
+        )
+        logger.exception("retrain check failed")
+        raise RetrainError(failed) from error
+    promote = outcome.verdict.promote if outcome.verdict else True
+    return JudgedCheck(registry, outcome, promote)
+
+
+def _left_out(accuracy: AccuracyReport) -> str:
+    parts = [
+        f"{count} {label}"
+        for count, label in (
+            (accuracy.immature_rows, "immature"),
+            (accuracy.no_impressions_rows, "without impressions"),
+            (accuracy.invalid_rows, "with a CTR outside [0, 1]"),
+        )
+        if count
+    ]
+    return f" ({', '.join(parts)} left out)" if parts else ""
+
+
+def _record_of(
+    accuracy: AccuracyReport,
+    settings: CheckSettings,
+    training: TrainingData,
+    trigger: Trigger,
+    checked_at: datetime,
+    champion: ModelVersion | None,
+    run_id: str | None,
+) -> DecisionRecord:
+    evidence = accuracy.evidence
+    return DecisionRecord(
         status="no_retrain_needed",
         reason="",
         trigger=trigger,
@@ -80,42 +236,28 @@ def run_retrain_check(
         champion_after=champion.version if champion else None,
         bad_rows=dict(training.bad_rows),
         run_id=run_id,
+        gate=settings.policy.gate,
+        confidence=settings.policy.confidence,
+        noise_mae=evidence.noise_mae if evidence else None,
+        boundary_mae=evidence.boundary_mae if evidence else None,
+        mae_lower_bound=evidence.mae_lower_bound if evidence else None,
+        mae_upper_bound=evidence.mae_upper_bound if evidence else None,
+        dispersion=evidence.dispersion if evidence else None,
+        immature_rows=accuracy.immature_rows,
+        no_impressions_rows=accuracy.no_impressions_rows,
+        invalid_rows=accuracy.invalid_rows,
+        cusum=(
+            {
+                "statistic": evidence.cusum_statistic,
+                "limit": evidence.cusum_limit,
+                "alarm": evidence.cusum_alarm,
+                "days": evidence.cusum_batches,
+                "on": settings.policy.cusum,
+            }
+            if evidence
+            else None
+        ),
     )
-    decision = decide_retrain(
-        AccuracySnapshot(accuracy.mae, accuracy.n_samples, accuracy.r2),
-        settings.policy,
-        has_champion=champion is not None,
-    )
-    if decision.action != "retrain":
-        return CheckOutcome(replace(record, status=decision.action, reason=decision.reason))
-
-    frame = training.frame
-    usable = usable_training_rows(frame) if len(frame) else 0
-    if usable < settings.min_training_rows:
-        return CheckOutcome(
-            replace(
-                record,
-                status="insufficient_data",
-                reason=(
-                    f"{decision.reason}, but only {usable} usable training rows "
-                    f"({len(frame)} videos with enough impressions, "
-                    f"{sum(training.bad_rows.values())} bad rows left out); "
-                    f"at least {settings.min_training_rows} are needed to train"
-                ),
-            )
-        )
-
-    try:
-        return _train_and_judge(registry, record, decision.reason, champion, training, settings)
-    except Exception as error:
-        failed = replace(
-            record,
-            status="error",
-            reason=f"{decision.reason}; the retrain failed: {error}",
-            champion_after=record.champion_before,
-        )
-        logger.exception("retrain check failed")
-        raise RetrainError(failed) from error
 
 
 def _train_and_judge(
@@ -125,18 +267,43 @@ def _train_and_judge(
     champion: ModelVersion | None,
     training: TrainingData,
     settings: CheckSettings,
+    roas_predicted: bool,
 ) -> CheckOutcome:
     frame = training.frame
     weights = recency_weights(frame["created_at"], record.as_of, settings.recency_half_life_days)
     trained = train_ctr_model(frame, settings.training, weights)
-    challenger_score = score_on_holdout(trained.booster, frame, weights)
-    champion_booster = registry.load(champion) if champion else None
-    champion_score: HoldoutScore | None = (
-        score_on_holdout(champion_booster, frame, weights) if champion_booster else None
+
+    mask = holdout_mask(frame["video_id"])
+    held_out = frame.loc[mask]
+    if len(held_out) < 2:
+        raise ValueError(
+            f"the frame has {len(held_out)} hold-out rows out of {len(frame)}; at least 2 are "
+            "needed to judge a model, so load more videos"
+        )
+    holdout_weights = None if weights is None else weights[mask]
+    actual = target(held_out)
+    challenger_predicted = predict_ctr(trained.booster, held_out)
+    challenger_score = score_predictions(actual, challenger_predicted, holdout_weights)
+    comparison = pd.DataFrame(
+        {"video_id": held_out["video_id"].to_numpy(), "ctr": actual}, index=held_out.index
     )
-    wins, verdict = challenger_wins(champion_score, challenger_score)
-    if champion is None:
-        verdict = f"the first model becomes champion (hold-out MAE {challenger_score.mae:.4f})"
+    comparison["challenger"] = challenger_predicted
+
+    verdict: PromotionVerdict | None = None
+    champion_score: HoldoutScore | None = None
+    if champion is not None:
+        champion_predicted = predict_ctr(registry.load(champion), held_out)
+        comparison["champion"] = champion_predicted
+        champion_score = score_predictions(actual, champion_predicted, holdout_weights)
+        verdict = judge_promotion(
+            actual,
+            champion_predicted,
+            challenger_predicted,
+            holdout_weights,
+            held_out["platform"].astype(str).to_numpy(),
+            settings.promotion,
+            held_out["roas_per_ctr"].to_numpy() if roas_predicted else None,
+        )
     params = {
         **settings.training.xgb_params(),
         "num_boost_round": settings.training.num_boost_round,
@@ -145,17 +312,10 @@ def _train_and_judge(
         "trained_as_of": record.as_of.isoformat(),
     }
     challenger = registry.register(trained, challenger_score, params, record.checked_at)
-    if wins:
-        registry.promote(challenger.version, record.champion_before, f"{why}; {verdict}")
-    held_out = frame.loc[holdout_mask(frame["video_id"]), ["video_id", "ctr"]].copy()
-    held_out["challenger"] = predict_ctr(trained.booster, frame.loc[held_out.index])
-    if champion_booster is not None:
-        held_out["champion"] = predict_ctr(champion_booster, frame.loc[held_out.index])
     judged = replace(
         record,
-        status="retrained" if wins else "rejected",
-        reason=f"{why}; {verdict}",
-        champion_after=challenger.version if wins else record.champion_before,
+        status="rejected",
+        reason=f"{why}; {verdict.reason}" if verdict else why,
         challenger=challenger.version,
         mae_before=champion_score.mae if champion_score else None,
         mae_after=challenger_score.mae,
@@ -164,8 +324,41 @@ def _train_and_judge(
         training_seconds=trained.training_seconds,
         training_rows=trained.training_rows,
         holdout_rows=challenger_score.rows,
+        **(_verdict_keys(verdict) if verdict else {}),
     )
-    return CheckOutcome(judged, challenger=challenger, holdout=held_out)
+    if verdict is None:
+        judged = replace(
+            judged,
+            reason=f"{why}; the first model becomes champion "
+            f"(hold-out MAE {challenger_score.mae:.4f})",
+        )
+    return CheckOutcome(judged, challenger, comparison, verdict)
+
+
+def _verdict_keys(verdict: PromotionVerdict) -> dict[str, Any]:
+    def slice_keys(comparison) -> dict[str, Any]:
+        return {
+            "name": comparison.name,
+            "rows": comparison.rows,
+            "mae_before": comparison.champion_mae,
+            "mae_after": comparison.challenger_mae,
+            "worse_by": comparison.worsening.mean,
+            "worse_by_at_least": comparison.worsening.lower,
+            "regressed": comparison.regressed,
+        }
+
+    return {
+        "improvement": {
+            "mae": verdict.improvement.mean,
+            "lower": verdict.improvement.lower,
+            "upper": verdict.improvement.upper,
+            "rows": verdict.improvement.rows,
+            "confidence": verdict.confidence,
+            "needed": verdict.needed,
+        },
+        "slices": [slice_keys(s) for s in verdict.slices],
+        "roas": slice_keys(verdict.roas) if verdict.roas else None,
+    }
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -47,6 +47,23 @@ class DecisionRecord:
     holdout_rows: int | None = None
     bad_rows: dict[str, int] = field(default_factory=dict)
     run_id: str | None = None
+    # The evidence behind the gate (see ml/gate.py): both views, the bounds, the CUSUM.
+    gate: str | None = None
+    confidence: float | None = None
+    noise_mae: float | None = None  # what a perfect model would show on the same rows
+    boundary_mae: float | None = None  # what a model exactly at the threshold would show
+    mae_lower_bound: float | None = None  # confidence interval of the true MAE
+    mae_upper_bound: float | None = None
+    dispersion: float | None = None
+    immature_rows: int = 0
+    no_impressions_rows: int = 0
+    invalid_rows: int = 0
+    views: dict[str, str] = field(default_factory=dict)  # gate name -> its verdict
+    cusum: dict[str, Any] | None = None
+    # The evidence behind the promotion (see ml/promotion.py).
+    improvement: dict[str, Any] | None = None  # paired hold-out advantage with its bounds
+    slices: list[dict[str, Any]] = field(default_factory=list)  # per platform before/after
+    roas: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

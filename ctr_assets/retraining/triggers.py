@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from ctr_assets.ml.decision import RetrainPolicy
+from ctr_assets.ml.decision import RetrainPolicy, decide_retrain
+from ctr_assets.ml.gate import GateEvidence
 
 
 @dataclass(frozen=True)
@@ -15,7 +16,7 @@ class AccuracyObservation:
 
     storage_id: int
     materialized_at: datetime
-    mae: float | None
+    evidence: GateEvidence | None  # None: measured by an older version, or nothing to judge
     n_samples: int
     champion: str | None
     decided: bool  # a retrain_report came after it (its own run, or a later one)
@@ -65,29 +66,30 @@ def accuracy_sensor_action(
             "skip",
             "no champion yet: the daily check or `ctr-assets check-retrain` trains the first",
         )
-    if accuracy.mae is None or accuracy.n_samples < policy.min_samples:
+    evidence = accuracy.evidence
+    if evidence is not None and (
+        evidence.threshold != policy.mae_threshold or evidence.confidence != policy.confidence
+    ):
         return SensorAction(
             "skip",
-            f"{label}: only {accuracy.n_samples} resolved predictions of the champion, "
-            f"{policy.min_samples} needed to judge it",
+            f"{label} was judged at threshold {evidence.threshold} and confidence "
+            f"{evidence.confidence}, the settings now say {policy.mae_threshold} and "
+            f"{policy.confidence}; it is refreshed when its freshness window ends",
         )
-    if accuracy.mae <= policy.mae_threshold:
-        return SensorAction(
-            "skip",
-            f"{label}: MAE {accuracy.mae:.4f} within threshold {policy.mae_threshold:.4f}",
-        )
+    decision = decide_retrain(evidence, policy, has_champion=True)
+    if decision.action != "retrain":
+        return SensorAction("skip", f"{label}: {decision.reason}")
     if facts.last_retrain_at is not None and facts.now - facts.last_retrain_at < cooldown:
         until = facts.last_retrain_at + cooldown
         return SensorAction(
             "skip",
-            f"{label}: MAE {accuracy.mae:.4f} breaches {policy.mae_threshold:.4f}, but the "
-            f"last retrain was at {facts.last_retrain_at:%Y-%m-%d %H:%M} UTC; cooling down "
-            f"until {until:%Y-%m-%d %H:%M} UTC",
+            f"{label}: {decision.reason}; but the last retrain was at "
+            f"{facts.last_retrain_at:%Y-%m-%d %H:%M} UTC; cooling down until "
+            f"{until:%Y-%m-%d %H:%M} UTC",
         )
     return SensorAction(
         "retrain",
-        f"{label}: MAE {accuracy.mae:.4f} breaches {policy.mae_threshold:.4f} over "
-        f"{accuracy.n_samples} predictions",
+        f"{label}: {decision.reason}",
         run_key=f"retrain-for-accuracy-{accuracy.storage_id}",
     )
 

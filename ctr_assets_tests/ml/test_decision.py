@@ -1,135 +1,124 @@
+"""The one retrain rule, on evidence whose verdict is known."""
+
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
-from ctr_assets.ml.decision import (
-    AccuracySnapshot,
-    RetrainPolicy,
-    challenger_wins,
-    decide_retrain,
-)
-from ctr_assets.ml.evaluation import HoldoutScore
+from ctr_assets.ml.decision import RetrainPolicy, decide_retrain
+from ctr_assets.ml.gate import GateEvidence
 
 POLICY = RetrainPolicy(mae_threshold=0.02, min_samples=50)
+NAIVE = replace(POLICY, gate="naive")
+
+
+def _evidence(**changes: object) -> GateEvidence:
+    """A window of 400 rows whose true MAE is within the threshold, observed MAE above it."""
+    base = GateEvidence(
+        threshold=0.02,
+        confidence=0.99,
+        n_samples=400,
+        mae=0.0236,
+        noise_mae=0.0230,
+        boundary_mae=0.0290,
+        mae_lower_bound=0.0,
+        mae_upper_bound=0.0114,
+        excess=-0.0054,
+        excess_se=0.0012,
+        breach=False,
+        naive_breach=True,
+        dispersion=1.0,
+        dispersion_note="binomial assumed",
+        cusum_statistic=0.0,
+        cusum_limit=2.5,
+        cusum_alarm=False,
+        cusum_batches=7,
+    )
+    return replace(base, **changes)
+
+
+BREACH = _evidence(mae=0.041, mae_lower_bound=0.0231, mae_upper_bound=0.0302, breach=True)
+CUSUM = _evidence(cusum_statistic=3.4, cusum_alarm=True)
 
 
 @pytest.mark.parametrize(
-    ("accuracy", "has_champion", "action", "reason"),
+    ("evidence", "policy", "champion", "action", "words"),
     [
+        pytest.param(None, POLICY, False, "retrain", "no champion yet", id="no-champion"),
+        pytest.param(BREACH, POLICY, False, "retrain", "no champion yet", id="first-any-case"),
+        pytest.param(None, POLICY, True, "insufficient_data", "only 0 mature", id="nothing"),
         pytest.param(
-            AccuracySnapshot(mae=None, n_samples=0, r2=None),
-            False,
-            "retrain",
-            "no champion yet",
-            id="no-champion",
+            _evidence(n_samples=49), POLICY, True, "insufficient_data", "only 49", id="49-rows"
         ),
         pytest.param(
-            AccuracySnapshot(mae=0.5, n_samples=12, r2=None),
-            True,
-            "insufficient_data",
-            "only 12 resolved predictions of the champion in the window; "
-            "at least 50 are needed to judge its accuracy",
-            id="too-few-samples",
+            _evidence(), POLICY, True, "no_retrain_needed", "not shown to exceed", id="noise"
         ),
+        pytest.param(BREACH, POLICY, True, "retrain", "beyond noise", id="bound-above"),
+        pytest.param(CUSUM, POLICY, True, "retrain", "CUSUM 3.4 > 2.5", id="cusum"),
         pytest.param(
-            AccuracySnapshot(mae=None, n_samples=49, r2=None),
-            True,
-            "insufficient_data",
-            "only 49 resolved predictions of the champion in the window; "
-            "at least 50 are needed to judge its accuracy",
-            id="one-short-of-min-samples",
-        ),
-        pytest.param(
-            AccuracySnapshot(mae=0.0312, n_samples=340, r2=0.1),
-            True,
-            "retrain",
-            "MAE 0.0312 exceeds threshold 0.0200 over 340 predictions",
-            id="mae-above-threshold",
-        ),
-        pytest.param(
-            AccuracySnapshot(mae=0.0201, n_samples=50, r2=0.4),
-            True,
-            "retrain",
-            "MAE 0.0201 exceeds threshold 0.0200 over 50 predictions",
-            id="exactly-min-samples-is-enough",
-        ),
-        pytest.param(
-            AccuracySnapshot(mae=0.02, n_samples=340, r2=0.4),
+            CUSUM,
+            replace(POLICY, cusum=False),
             True,
             "no_retrain_needed",
-            "MAE 0.0200 is within threshold 0.0200 over 340 predictions",
-            id="mae-exactly-at-threshold-is-no-breach",
+            "not shown",
+            id="cusum-off",
         ),
+        pytest.param(_evidence(), NAIVE, True, "retrain", "naive gate", id="naive-on-noise"),
         pytest.param(
-            AccuracySnapshot(mae=0.011, n_samples=1000, r2=0.8),
+            _evidence(mae=0.019, naive_breach=False),
+            NAIVE,
             True,
             "no_retrain_needed",
-            "MAE 0.0110 is within threshold 0.0200 over 1000 predictions",
-            id="mae-below-threshold",
+            "within threshold",
+            id="naive-within",
         ),
     ],
 )
 def test_decide_retrain(
-    accuracy: AccuracySnapshot, has_champion: bool, action: str, reason: str
+    evidence: GateEvidence | None,
+    policy: RetrainPolicy,
+    champion: bool,
+    action: str,
+    words: str,
 ) -> None:
-    decision = decide_retrain(accuracy, POLICY, has_champion=has_champion)
-    assert (decision.action, decision.reason) == (action, reason)
+    decision = decide_retrain(evidence, policy, has_champion=champion)
+    assert decision.action == action
+    assert words in decision.reason
 
 
-def test_enough_samples_without_an_mae_is_refused() -> None:
-    with pytest.raises(ValueError, match="no MAE"):
-        decide_retrain(AccuracySnapshot(mae=None, n_samples=60, r2=None), POLICY, True)
+def test_the_record_carries_both_views_whichever_gate_decides() -> None:
+    for policy in (POLICY, NAIVE):
+        views = decide_retrain(_evidence(), policy, has_champion=True).views
+        assert views == {"noise_aware": "no_retrain_needed", "naive": "retrain"}
+
+
+def test_the_reason_names_the_bounds_the_noise_floor_and_what_was_left_out() -> None:
+    decision = decide_retrain(BREACH, POLICY, True, left_out=" (12 immature left out)")
+    assert decision.reason == (
+        "true MAE between 0.0231 and 0.0302 (99% bounds; observed MAE 0.0410, noise floor "
+        "0.0230): above threshold 0.0200 beyond noise over 400 predictions "
+        "(12 immature left out)"
+    )
+
+
+def test_evidence_taken_at_another_threshold_is_refused() -> None:
+    with pytest.raises(ValueError, match="measure the accuracy again"):
+        decide_retrain(_evidence(threshold=0.03), POLICY, has_champion=True)
 
 
 @pytest.mark.parametrize(
     ("settings", "message"),
-    [({"mae_threshold": 0.0}, "mae_threshold"), ({"min_samples": 0}, "min_samples")],
-)
-def test_nonsense_policy_is_refused(settings: dict[str, float], message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        RetrainPolicy(**settings)  # type: ignore[arg-type]
-
-
-def _score(mae: float, rows: int = 500) -> HoldoutScore:
-    return HoldoutScore(mae=mae, r2=0.5, rows=rows, mean_predicted=0.04, mean_actual=0.04)
-
-
-@pytest.mark.parametrize(
-    ("champion", "challenger", "wins", "reason"),
     [
-        pytest.param(None, _score(0.03), True, "no champion yet", id="no-champion"),
-        pytest.param(
-            _score(0.0250),
-            _score(0.0213),
-            True,
-            "challenger hold-out MAE 0.0213 vs champion 0.0250 on 500 videos: "
-            "the challenger is better",
-            id="challenger-better",
-        ),
-        pytest.param(
-            _score(0.0213),
-            _score(0.0250),
-            False,
-            "challenger hold-out MAE 0.0250 vs champion 0.0213 on 500 videos: "
-            "the challenger is not better, the champion stays",
-            id="challenger-worse",
-        ),
-        pytest.param(
-            _score(0.0213),
-            _score(0.0213),
-            False,
-            "challenger hold-out MAE 0.0213 vs champion 0.0213 on 500 videos: "
-            "the challenger is not better, the champion stays",
-            id="tie-keeps-champion",
-        ),
+        ({"mae_threshold": 0.0}, "mae_threshold"),
+        ({"min_samples": 1}, "min_samples"),
+        ({"gate": "strict"}, "gate"),
+        ({"confidence": 1.0}, "confidence"),
+        ({"dispersion": 0.5}, "dispersion"),
+        ({"cusum_h": 0}, "CUSUM"),
+        ({"cusum_days": 0}, "cusum_days"),
     ],
 )
-def test_challenger_wins(
-    champion: HoldoutScore | None, challenger: HoldoutScore, wins: bool, reason: str
-) -> None:
-    assert challenger_wins(champion, challenger) == (wins, reason)
-
-
-def test_scores_from_different_holdouts_are_refused() -> None:
-    with pytest.raises(ValueError, match="same training frame"):
-        challenger_wins(_score(0.02, rows=500), _score(0.01, rows=499))
+def test_nonsense_policy_is_refused(settings: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        RetrainPolicy(**settings)  # type: ignore[arg-type]
