@@ -102,7 +102,8 @@ def test_a_worse_roas_error_rejects_where_roas_is_predicted() -> None:
 
     assert without.promote
     assert not with_roas.promote
-    assert with_roas.roas is not None and with_roas.roas.regressed
+    assert with_roas.roas is not None
+    assert with_roas.roas.regressed
     assert "clearly worse on ROAS" in with_roas.reason
 
 
