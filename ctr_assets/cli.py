@@ -175,13 +175,11 @@ def _world(
 @click.option("-v", "--verbose", is_flag=True, help="Log progress (and stack traces) to stderr.")
 def main(verbose: bool) -> None:
     """Keeps a click-through-rate model honest: measure, retrain when needed, prove it."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     if not verbose:
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(_WithoutTracebacks())
+        handler.addFilter(_WithoutTracebacks())
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
 
 
 @main.group()
