@@ -4,181 +4,44 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import os
-import socket
 import sys
-import traceback
 from datetime import UTC, datetime
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import click
-import psycopg2
-import requests
 
 from ctr_assets import settings
+from ctr_assets.cli_arguments import (
+    DAYS,
+    DRIFT_DAY,
+    DRIFT_FACTOR,
+    SEED,
+    VIDEOS,
+    FiniteFloatRange,
+    http_url,
+    resolvable_host,
+    words,
+    world_from_options,
+)
+from ctr_assets.cli_errors import (
+    EXPECTED_FAILURES,
+    CommandLine,
+    WithoutTracebacks,
+    expected_failure,
+)
 from ctr_assets.data.features import PLATFORMS
-from ctr_assets.db.connection import Database, DatabaseUrlError, libpq_url
 from ctr_assets.db.schema import migrate, open_database
-from ctr_assets.ml.model_files import ModelFileError
 from ctr_assets.simulation.populate import populate
 from ctr_assets.simulation.world import WorldSpec
 
-# Failures a user can meet and fix (the database down, a damaged model file, a bad
-# DATABASE_URL, a full disk, a webserver that does not answer): one line on stderr that names
-# the thing and the fix, exit 1; the stack trace only with --verbose.
-EXPECTED_FAILURES = (
-    psycopg2.OperationalError,
-    ModelFileError,
-    DatabaseUrlError,
-    requests.RequestException,
-    OSError,
-)
 
-
-def _secrets() -> list[str]:
-    """The secret values in the environment, in every spelling a message may carry."""
-    found: list[str] = []
-    url = settings.configured_database_url()
-    if url:
-        parts = urlsplit(url)
-        found += [parts.password or "", *parse_qs(parts.query).get("password", [])]
-    found += [os.environ.get(name, "") for name in ("SLACK_WEBHOOK_URL", "SLACK_BOT_TOKEN")]
-    found += [unquote(value) for value in found]
-    return sorted({value for value in found if len(value) >= 4}, key=len, reverse=True)
-
-
-def _scrub(text: str) -> str:
-    for secret in _secrets():
-        text = text.replace(secret, "***")
-    return text
-
-
-def _database_in_use() -> str:
-    url = settings.configured_database_url()
-    if not url:
-        return f"the embedded server under {settings.ctr_home()} (DATABASE_URL is unset)"
-    try:
-        return Database(libpq_url(url)).redacted_url()
-    except DatabaseUrlError:
-        return "DATABASE_URL"
-
-
-def expected_failure(error: BaseException) -> str:
-    """One line for the user: what failed, and what to do about it."""
-    first = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
-    detail = first or type(error).__name__
-    if isinstance(error, psycopg2.OperationalError):
-        line = (
-            f"PostgreSQL is unreachable or dropped the connection ({detail}); start the "
-            f"server or point DATABASE_URL at one that runs (now {_database_in_use()}), "
-            "then run the command again"
-        )
-    elif isinstance(error, ModelFileError):
-        line = (
-            f"{detail}; `ctr-assets models list` shows the versions and `ctr-assets models "
-            "rollback VERSION` makes an intact one champion"
-        )
-    elif isinstance(error, DatabaseUrlError):
-        line = f"{detail}; set DATABASE_URL to postgresql://user:password@host:5432/database"
-    elif isinstance(error, requests.RequestException):
-        line = (
-            f"the Dagster webserver did not answer ({detail}); start it (`ctr-assets dev`) "
-            "or run the check here with --in-process"
-        )
-    else:
-        line = (
-            f"{detail}; check that CTR_HOME ({settings.ctr_home()}) is a writable directory "
-            "on a disk with free space"
-        )
-    return _scrub(line)
-
-
-class _CommandLine(click.Group):
-    """The `ctr-assets` group: an expected failure in any command ends as one line."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except EXPECTED_FAILURES as error:
-            if ctx.params.get("verbose"):
-                click.echo(_scrub(traceback.format_exc()).rstrip(), err=True)
-            click.echo(f"Error: {expected_failure(error)}", err=True)
-            ctx.exit(1)
-
-
-class _WithoutTracebacks(logging.Filter):
-    """Without --verbose, a log record that carries an exception is the logs' business;
-    the command reports the failure itself, in one line."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.exc_info is None
-
-
-class FiniteFloatRange(click.FloatRange):
-    """A float range that also refuses NaN (it compares false with any bound) and infinity."""
-
-    name = "number"
-
-    def convert(self, value, param, ctx):
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number.", param, ctx)
-        return number
-
-
-# Ranges a world can have: beyond them a run would not end, or would mean nothing.
-DAYS = click.IntRange(1, 3650)
-VIDEOS = click.IntRange(1, 10_000_000)
-SEED = click.IntRange(0, 2**32 - 1)
-DRIFT_DAY = click.IntRange(max=3649)  # negative: no drift
-DRIFT_FACTOR = FiniteFloatRange(0, 10, min_open=True)  # multiplies a CTR: above 0, at most 10x
-
-
-def _given(name: str) -> bool:
-    """Whether the user set the option (a default that does not fit is no error of theirs)."""
-    source = click.get_current_context().get_parameter_source(name)
-    return source is not click.core.ParameterSource.DEFAULT
-
-
-def _world(
-    days: int, videos: int, seed: int, drift_day: int, drift_factor: float, **more
-) -> WorldSpec:
-    """The world the options describe; options that contradict each other are a usage error."""
-    if videos < days:
-        raise click.BadParameter(
-            f"{videos} videos over {days} days: a world needs at least one video a day",
-            param_hint="'--videos'",
-        )
-    if drift_day >= days and _given("drift_day"):
-        raise click.BadParameter(
-            f"day {drift_day} is past the last day ({days - 1}) of a {days}-day world; "
-            "use a negative day for no drift",
-            param_hint="'--drift-day'",
-        )
-    end = more.get("end")
-    if end is not None and (end - datetime(1970, 1, 1, tzinfo=UTC)).days < days:
-        raise click.BadParameter(
-            f"{days} days before {end:%Y-%m-%d} is before 1970", param_hint="'--end'"
-        )
-    return WorldSpec(
-        seed=seed,
-        days=days,
-        videos=videos,
-        drift_day=drift_day if 0 <= drift_day < days else None,  # the default may lie beyond
-        drift_factor=drift_factor,
-        **{key: value for key, value in more.items() if value is not None},
-    )
-
-
-@click.group(cls=_CommandLine)
+@click.group(cls=CommandLine)
 @click.option("-v", "--verbose", is_flag=True, help="Log progress (and stack traces) to stderr.")
 def main(verbose: bool) -> None:
     """Keeps a click-through-rate model honest: measure, retrain when needed, prove it."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     if not verbose:
-        handler.addFilter(_WithoutTracebacks())
+        handler.addFilter(WithoutTracebacks())
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
 
 
@@ -246,7 +109,7 @@ def simulate(
 
     Deterministic for a seed; running it again adds nothing twice.
     """
-    spec = _world(
+    spec = world_from_options(
         days,
         videos,
         seed,
@@ -346,7 +209,7 @@ def demo(
             f"{first_check_day} (--first-check-day)",
             param_hint="'--days'",
         )
-    spec = _world(days, videos, seed, drift_day, drift_factor)
+    spec = world_from_options(days, videos, seed, drift_day, drift_factor)
     try:
         db = reset_demo_schema(open_database(), schema)
     except SchemaRefusedError as refused:
@@ -387,20 +250,12 @@ def demo(
         sys.exit(1)
 
 
-def _resolvable_host(ctx: click.Context, param: click.Parameter, host: str) -> str:
-    try:
-        socket.getaddrinfo(host, None)
-    except (socket.gaierror, UnicodeError) as error:
-        raise click.BadParameter(f"{host!r} is not an address this machine can resolve") from error
-    return host
-
-
 @main.command()
 @click.option(
     "--host",
     default="127.0.0.1",
     show_default=True,
-    callback=_resolvable_host,
+    callback=resolvable_host,
     help="Webserver address.",
 )
 @click.option(
@@ -411,6 +266,7 @@ def dev(host: str, port: int, demo_data: bool) -> None:
     """The local stack: PostgreSQL, demo data, Dagster webserver and daemon (sensors and
     schedule running). Ctrl-C stops every process it started."""
     import signal
+    import socket
     import time
 
     from ctr_assets.deploy.local_stack import (
@@ -464,20 +320,6 @@ def dev(host: str, port: int, demo_data: bool) -> None:
         click.echo("stopped.")
 
 
-def _http_url(ctx: click.Context, param: click.Parameter, url: str | None) -> str | None:
-    if url is None:
-        return None
-    try:
-        parts = urlsplit(url)
-        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
-        _ = parts.port  # raises on a port out of range
-    except ValueError:
-        valid = False
-    if not valid:
-        raise click.BadParameter(f"{url!r} is not an http(s) URL such as http://127.0.0.1:3000")
-    return url
-
-
 @main.command("check-retrain")
 @click.option(
     "--trigger",
@@ -488,7 +330,7 @@ def _http_url(ctx: click.Context, param: click.Parameter, url: str | None) -> st
 @click.option(
     "--webserver",
     default=None,
-    callback=_http_url,
+    callback=http_url,
     help="Dagster webserver to launch on (default DAGSTER_WEBSERVER_URL or "
     "http://127.0.0.1:3000); when none answers, the check runs in this process.",
 )
@@ -596,17 +438,13 @@ def models_champion() -> None:
     )
 
 
-def _words(ctx: click.Context, param: click.Parameter, text: str) -> str:
-    if not text.strip():
-        raise click.BadParameter("say why, in words: it goes into the champion's history")
-    return text
-
-
 @models.command("rollback")
 @click.argument("version")
-@click.option("--reason", default="manual rollback", show_default=True, callback=_words)
+@click.option("--reason", default="manual rollback", show_default=True, callback=words)
 def models_rollback(version: str, reason: str) -> None:
     """Makes an earlier VERSION the champion again (its file is verified first)."""
+    from ctr_assets.ml.model_files import ModelFileError
+
     registry = _registry()
     try:
         registry.load(registry.get(version))  # refuse a missing or altered file

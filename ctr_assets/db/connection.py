@@ -31,6 +31,12 @@ def libpq_url(url: str) -> str:
         raise DatabaseUrlError(
             f"DATABASE_URL must be a PostgreSQL URL (postgresql://...), got {url.split(':')[0]}:"
         )
+    try:
+        psycopg2.extensions.parse_dsn(url)
+    except psycopg2.ProgrammingError as error:
+        # libpq quotes the whole URL, password included: show it redacted, and do not chain.
+        shown = str(error).strip().replace(url, Database(url).redacted_url())
+        raise DatabaseUrlError(f"DATABASE_URL is not a valid PostgreSQL URL: {shown}") from None
     return url
 
 

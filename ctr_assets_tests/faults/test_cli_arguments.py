@@ -186,16 +186,31 @@ def test_verbose_adds_the_stack_trace_and_still_ends_in_the_one_line(
     assert PASSWORD not in result.stderr
 
 
-@pytest.mark.parametrize("url", ["mysql://ctr:pw@127.0.0.1/ctr", "not a url"])
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        (f"mysql://ctr:{PASSWORD}@127.0.0.1/ctr", "must be a PostgreSQL URL"),
+        ("not a url", "must be a PostgreSQL URL"),
+        # libpq quotes a URL it cannot parse whole, password included.
+        (f"postgresql://ctr:{PASSWORD}@[::1/ctr", "is not a valid PostgreSQL URL"),
+        (f"postgresql://ctr:{PASSWORD}@127.0.0.1:5432/ctr?nonsense=1", "invalid URI query"),
+    ],
+    ids=["mysql", "not-a-url", "unparsable", "bad-query"],
+)
+@pytest.mark.parametrize("verbose", [[], ["--verbose"]], ids=["quiet", "verbose"])
 def test_a_database_url_that_is_not_postgresql_is_one_line(
-    dead_env: dict[str, str], url: str
+    dead_env: dict[str, str], url: str, words: str, verbose: list[str]
 ) -> None:
-    result = _run({**dead_env, "DATABASE_URL": url}, "models", "list")
+    result = _run({**dead_env, "DATABASE_URL": url}, *verbose, "models", "list")
 
     assert result.exit_code == 1
-    assert result.stderr.count("\n") == 1, result.stderr
-    assert "DATABASE_URL must be a PostgreSQL URL" in result.stderr
-    assert "postgresql://user:password@host:5432/database" in result.stderr  # the fix
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: DATABASE_URL")
+    assert words in last
+    assert "postgresql://user:password@host:5432/database" in last  # the fix
+    assert PASSWORD not in result.output
+    if not verbose:
+        assert result.stderr.count("\n") == 1, result.stderr
 
 
 def _console_script(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
