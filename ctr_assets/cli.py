@@ -10,19 +10,39 @@ from datetime import UTC, datetime
 import click
 
 from ctr_assets import settings
+from ctr_assets.cli_arguments import (
+    DAYS,
+    DRIFT_DAY,
+    DRIFT_FACTOR,
+    SEED,
+    VIDEOS,
+    FiniteFloatRange,
+    http_url,
+    resolvable_host,
+    words,
+    world_from_options,
+)
+from ctr_assets.cli_errors import (
+    EXPECTED_FAILURES,
+    CommandLine,
+    WithoutTracebacks,
+    expected_failure,
+)
+from ctr_assets.data.features import PLATFORMS
 from ctr_assets.db.schema import migrate, open_database
 from ctr_assets.simulation.populate import populate
 from ctr_assets.simulation.world import WorldSpec
 
 
-@click.group()
-@click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
+@click.group(cls=CommandLine)
+@click.option("-v", "--verbose", is_flag=True, help="Log progress (and stack traces) to stderr.")
 def main(verbose: bool) -> None:
     """Keeps a click-through-rate model honest: measure, retrain when needed, prove it."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if not verbose:
+        handler.addFilter(WithoutTracebacks())
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
 
 
 @main.group()
@@ -40,19 +60,34 @@ def db_init() -> None:
 
 
 @main.command()
-@click.option("--days", default=30, show_default=True, help="Simulated days, ending today.")
-@click.option("--videos", default=3000, show_default=True, help="Videos launched in all.")
-@click.option("--seed", default=42, show_default=True, help="Same seed, same world.")
+@click.option(
+    "--days", type=DAYS, default=30, show_default=True, help="Simulated days, ending today."
+)
+@click.option(
+    "--videos", type=VIDEOS, default=3000, show_default=True, help="Videos launched in all."
+)
+@click.option("--seed", type=SEED, default=42, show_default=True, help="Same seed, same world.")
 @click.option(
     "--drift-day",
+    type=DRIFT_DAY,
     default=15,
     show_default=True,
     help="Day from which one platform's CTR shifts; negative for no drift.",
 )
-@click.option("--drift-platform", default="tiktok", show_default=True)
-@click.option("--drift-factor", default=2.0, show_default=True, help="CTR multiplier.")
+@click.option("--drift-platform", type=click.Choice(PLATFORMS), default="tiktok", show_default=True)
 @click.option(
-    "--bad-row-fraction", default=0.01, show_default=True, help="Share of planted bad rows."
+    "--drift-factor",
+    type=DRIFT_FACTOR,
+    default=2.0,
+    show_default=True,
+    help="CTR multiplier from the drift day on (above 0, at most 10).",
+)
+@click.option(
+    "--bad-row-fraction",
+    type=FiniteFloatRange(0, 1),
+    default=0.01,
+    show_default=True,
+    help="Share of planted bad rows.",
 )
 @click.option(
     "--end",
@@ -74,15 +109,15 @@ def simulate(
 
     Deterministic for a seed; running it again adds nothing twice.
     """
-    spec = WorldSpec(
-        seed=seed,
-        days=days,
-        videos=videos,
-        drift_day=drift_day if drift_day >= 0 else None,
+    spec = world_from_options(
+        days,
+        videos,
+        seed,
+        drift_day,
+        drift_factor,
         drift_platform=drift_platform,
-        drift_factor=drift_factor,
         bad_row_fraction=bad_row_fraction,
-        **({"end": end.replace(tzinfo=UTC)} if end else {}),
+        end=end.replace(tzinfo=UTC) if end else None,
     )
     database = open_database()
     summary = populate(database, spec)
@@ -118,13 +153,21 @@ def _dagster_instance():
 
 
 @main.command()
-@click.option("--days", default=30, show_default=True)
-@click.option("--videos", default=6000, show_default=True, help="Videos launched in all.")
-@click.option("--seed", default=42, show_default=True)
-@click.option("--drift-day", default=15, show_default=True, help="Negative: no drift.")
-@click.option("--drift-factor", default=2.0, show_default=True)
+@click.option("--days", type=DAYS, default=30, show_default=True)
 @click.option(
-    "--first-check-day", default=7, show_default=True, help="Days of legacy history first."
+    "--videos", type=VIDEOS, default=6000, show_default=True, help="Videos launched in all."
+)
+@click.option("--seed", type=SEED, default=42, show_default=True)
+@click.option(
+    "--drift-day", type=DRIFT_DAY, default=15, show_default=True, help="Negative: no drift."
+)
+@click.option("--drift-factor", type=DRIFT_FACTOR, default=2.0, show_default=True)
+@click.option(
+    "--first-check-day",
+    type=click.IntRange(0, 3649),
+    default=7,
+    show_default=True,
+    help="Days of legacy history first.",
 )
 @click.option(
     "--schema",
@@ -160,13 +203,13 @@ def demo(
     except SchemaRefusedError as refused:
         raise click.BadParameter(str(refused), param_hint="'--schema'") from refused
 
-    spec = WorldSpec(
-        seed=seed,
-        days=days,
-        videos=videos,
-        drift_day=drift_day if drift_day >= 0 else None,
-        drift_factor=drift_factor,
-    )
+    if first_check_day >= days:
+        raise click.BadParameter(
+            f"{days} days leave nothing to check: the first check runs on day "
+            f"{first_check_day} (--first-check-day)",
+            param_hint="'--days'",
+        )
+    spec = world_from_options(days, videos, seed, drift_day, drift_factor)
     try:
         db = reset_demo_schema(open_database(), schema)
     except SchemaRefusedError as refused:
@@ -185,12 +228,13 @@ def demo(
             first_check_day=first_check_day,
             on_day=lambda day: click.echo(day.line()),
         )
-    judged = [r for r in results if r.mae is not None]
-    failed = [r for r in results if not r.run_success or r.status == "error"]
-    retrains = [r for r in results if r.status == "retrained"]
+    checks = [r for r in results if r.status != "history"]
+    judged = [r for r in checks if r.mae is not None]
+    failed = [r for r in checks if not r.run_success or r.status == "error"]
+    retrains = [r for r in checks if r.status == "retrained"]
     threshold = RetrainSettings().mae_threshold
     click.echo(
-        f"checks: {len(results) - first_check_day}, models promoted: {len(retrains)} "
+        f"checks: {len(checks)}, models promoted: {len(retrains)} "
         "(the first included), "
         f"failed: {len(failed)}, final MAE: " + (f"{judged[-1].mae:.4f}" if judged else "n/a")
     )
@@ -207,8 +251,16 @@ def demo(
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Webserver address.")
-@click.option("--port", default=3000, show_default=True, help="Webserver port.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    callback=resolvable_host,
+    help="Webserver address.",
+)
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=3000, show_default=True, help="Webserver port."
+)
 @click.option("--demo-data/--no-demo-data", default=True, help="Fill an empty database.")
 def dev(host: str, port: int, demo_data: bool) -> None:
     """The local stack: PostgreSQL, demo data, Dagster webserver and daemon (sensors and
@@ -278,14 +330,18 @@ def dev(host: str, port: int, demo_data: bool) -> None:
 @click.option(
     "--webserver",
     default=None,
+    callback=http_url,
     help="Dagster webserver to launch on (default DAGSTER_WEBSERVER_URL or "
     "http://127.0.0.1:3000); when none answers, the check runs in this process.",
 )
 @click.option("--in-process", is_flag=True, help="Run here even if a webserver answers.")
-def check_retrain(trigger: str, webserver: str | None, in_process: bool) -> None:
+@click.pass_context
+def check_retrain(
+    ctx: click.Context, trigger: str, webserver: str | None, in_process: bool
+) -> None:
     """Runs one retrain check now and prints its decision record as JSON.
 
-    Exits 0 for every status but `error`, which exits 1.
+    Exits 0 for every status but `error`, which exits 1 (with the reason on stderr).
     """
     from ctr_assets.orchestration.remote import (
         run_check_on_webserver,
@@ -295,33 +351,38 @@ def check_retrain(trigger: str, webserver: str | None, in_process: bool) -> None
     from ctr_assets.orchestration.run_check import run_check_in_process
     from ctr_assets.retraining.record import decision_for_run
 
-    db = open_database()
-    url = webserver or webserver_url()
-    if not in_process and webserver_answers(url):
-        click.echo(f"launching on the Dagster webserver at {url}", err=True)
-        remote = run_check_on_webserver(url, trigger)
-        run_id, record = remote.run_id, decision_for_run(db, remote.run_id)
-        where = f"{url.rstrip('/')}/runs/{run_id}"
-    else:
-        with _dagster_instance() as instance:
-            run = run_check_in_process(instance, db, trigger=trigger, log_level="WARNING")
-        run_id, record, where = run.run_id, run.record, "in this process"
+    verbose = bool(ctx.find_root().params.get("verbose"))
+    try:
+        db = open_database()
+        url = webserver or webserver_url()
+        if not in_process and webserver_answers(url):
+            click.echo(f"launching on the Dagster webserver at {url}", err=True)
+            remote = run_check_on_webserver(url, trigger)
+            run_id, record = remote.run_id, decision_for_run(db, remote.run_id)
+            where = f"{url.rstrip('/')}/runs/{run_id}"
+        else:
+            with _dagster_instance() as instance:
+                run = run_check_in_process(
+                    instance, db, trigger=trigger, log_level="INFO" if verbose else "CRITICAL"
+                )
+            run_id, record, where = run.run_id, run.record, "in this process"
+    except EXPECTED_FAILURES as error:
+        # The caller still gets a record to parse; the one line follows on stderr.
+        failed = {"status": "error", "reason": expected_failure(error), "trigger": trigger}
+        click.echo(json.dumps(failed | {"checked_at": datetime.now(UTC).isoformat()}, indent=2))
+        raise
     if record is None:
-        click.echo(
-            json.dumps(
-                {
-                    "status": "error",
-                    "reason": f"run {run_id} ({where}) left no decision record in "
-                    f"{db.redacted_url()}: it failed before deciding, or the code location "
-                    "uses another database",
-                    "run_id": run_id,
-                },
-                indent=2,
-            )
+        reason = (
+            f"run {run_id} ({where}) left no decision record in {db.redacted_url()}: it "
+            "failed before deciding (see the run's logs, or --verbose), or the code location "
+            "uses another database"
         )
+        click.echo(json.dumps({"status": "error", "reason": reason, "run_id": run_id}, indent=2))
+        click.echo(f"Error: {reason}", err=True)
         sys.exit(1)
     click.echo(json.dumps(record, indent=2))
     if record["status"] == "error":
+        click.echo(f"Error: the check failed: {' '.join(record['reason'].split())}", err=True)
         sys.exit(1)
 
 
@@ -379,7 +440,7 @@ def models_champion() -> None:
 
 @models.command("rollback")
 @click.argument("version")
-@click.option("--reason", default="manual rollback", show_default=True)
+@click.option("--reason", default="manual rollback", show_default=True, callback=words)
 def models_rollback(version: str, reason: str) -> None:
     """Makes an earlier VERSION the champion again (its file is verified first)."""
     from ctr_assets.ml.model_files import ModelFileError

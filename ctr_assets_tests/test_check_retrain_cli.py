@@ -16,7 +16,6 @@ import pytest
 import requests
 
 from ctr_assets.db.connection import Database
-from ctr_assets.retraining.record import STATUSES
 from ctr_assets.simulation.populate import populate
 from ctr_assets_tests.dev_stack import free_port
 from ctr_assets_tests.world_specs import small_world
@@ -67,9 +66,17 @@ def test_in_process_prints_the_decision_record(db: Database, tmp_path: Path) -> 
     assert set(record) >= FIXED_KEYS
     assert record["status"] == "retrained"
     assert record["trigger"] == "manual"
-    again = json.loads(_check_retrain(env, "--in-process").stdout)
-    assert again["status"] in STATUSES
-    assert again["champion_before"] == record["champion_after"]
+    assert record["champion_before"] is None
+    assert record["champion_after"] is not None
+
+    # The new champion has made no predictions yet, so there is nothing to judge it on.
+    second = _check_retrain(env, "--in-process")
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
+    again = json.loads(second.stdout)
+    assert again["status"] == "insufficient_data", again["reason"]
+    assert again["n_samples"] == 0
+    assert again["champion_before"] == again["champion_after"] == record["champion_after"]
+    assert again["run_id"] != record["run_id"]
 
 
 @pytest.fixture

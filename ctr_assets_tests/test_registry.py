@@ -6,13 +6,17 @@ import hashlib
 import json
 import shutil
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psycopg2
+import psycopg2.extensions
 import pytest
 
 from ctr_assets.db.connection import Database
@@ -244,26 +248,72 @@ class _DatabaseThatDies:
         raise RuntimeError("killed before the version row was written")
 
 
-@pytest.mark.parametrize("crash", ["after_register", "after_file_before_row"])
-def test_a_crash_before_promotion_leaves_the_old_champion_serving(
+class _KilledAfterPromotionInsert(psycopg2.extensions.cursor):
+    """Runs each statement; right after the one that inserts the champion row, the server
+    process serving this session is terminated (a real kill, from another session), so the
+    transaction dies between its INSERT and its COMMIT."""
+
+    def execute(self, query, vars=None):
+        super().execute(query, vars)
+        if str(query).lstrip().startswith("INSERT INTO champion_history"):
+            pid = self.connection.info.backend_pid
+            with psycopg2.connect(self.connection.dsn) as killer, killer.cursor() as cur:
+                cur.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
+                assert cur.fetchone()[0], f"backend {pid} was not terminated"
+
+
+@dataclass(frozen=True)
+class _DatabaseKilledMidPromotion(Database):
+    @contextmanager
+    def connect(self) -> Iterator[psycopg2.extensions.connection]:
+        with super().connect() as conn:
+            conn.cursor_factory = _KilledAfterPromotionInsert
+            yield conn
+
+
+def test_a_crash_inside_the_promotion_leaves_the_old_champion_serving(
     registry: ModelRegistry,
     candidates: tuple[Candidate, Candidate],
     frame: pd.DataFrame,
-    crash: str,
+    db: Database,
 ) -> None:
     old_candidate, new_candidate = candidates
     old = _register(registry, old_candidate)
     registry.promote(old.version, None, "no champion yet")
+    new = _register(registry, new_candidate, minutes=1)
+    dying = ModelRegistry(_DatabaseKilledMidPromotion(db.url), registry.directory)
 
-    def check_that_dies() -> None:
-        if crash == "after_register":
-            _register(registry, new_candidate, minutes=1)
-            raise RuntimeError("killed before promote")
-        dying = ModelRegistry(_DatabaseThatDies(), registry.directory)  # type: ignore[arg-type]
-        _register(dying, new_candidate, minutes=1)
+    try:
+        dying.promote(new.version, old.version, "better on the hold-out")
+        killed = None
+    except psycopg2.OperationalError as error:
+        killed = error
+
+    champion = registry.champion()
+    assert champion is not None
+    assert champion.version == old.version
+    assert _history_rows(db) == [(old.version, None, "promoted", "no champion yet")]
+    assert killed is not None, "the promotion returned as if it had succeeded"
+    assert "terminat" in str(killed) or "closed" in str(killed)
+    np.testing.assert_array_equal(
+        predict_ctr(registry.load(champion), frame),
+        predict_ctr(old_candidate.trained.booster, frame),
+    )
+    # Nothing is left locked or half-done: the next promotion goes through.
+    registry.promote(new.version, old.version, "better on the hold-out, second attempt")
+    assert registry.champion().version == new.version
+
+
+def test_a_crash_before_the_version_row_leaves_the_old_champion_serving(
+    registry: ModelRegistry, candidates: tuple[Candidate, Candidate], frame: pd.DataFrame
+) -> None:
+    old_candidate, new_candidate = candidates
+    old = _register(registry, old_candidate)
+    registry.promote(old.version, None, "no champion yet")
+    dying = ModelRegistry(_DatabaseThatDies(), registry.directory)  # type: ignore[arg-type]
 
     with pytest.raises(RuntimeError, match="killed"):
-        check_that_dies()
+        _register(dying, new_candidate, minutes=1)
 
     champion = registry.champion()
     assert champion is not None
@@ -273,9 +323,8 @@ def test_a_crash_before_promotion_leaves_the_old_champion_serving(
         predict_ctr(registry.load(champion), frame),
         predict_ctr(old_candidate.trained.booster, frame),
     )
-    assert len(list(registry.directory.glob("*.json"))) == 2  # the orphan is harmless
-    expected_versions = 2 if crash == "after_register" else 1
-    assert len(registry.versions()) == expected_versions
+    assert len(list(registry.directory.glob("*.json"))) == 2  # the orphan file is harmless
+    assert [v.version for v in registry.versions()] == [old.version]
 
 
 def _change_a_byte(path: Path, other: Path) -> None:

@@ -100,6 +100,7 @@ def test_good_row_becomes_the_expected_frame() -> None:
         *FEATURES,
         "impressions",
         "clicks",
+        "roas_per_ctr",
         "created_at",
         TARGET,
     ]
@@ -208,8 +209,11 @@ def test_batches_of_any_size_build_the_frame_pandas_would() -> None:
         & raw["hook_strength"].notna()
         & raw["platform"].isin(CATEGORICAL_FEATURES["platform"])
     ]
-    # Column room guessed right, far too high, too low and not at all.
-    for batch_rows, expected_rows in ((150_000, 150_000), (65_536, 10**8), (9_999, 20_000), (1, 0)):
+    # Column room guessed right, far too high (10x: room never written to takes no memory,
+    # but the address space is still reserved, so the guess stays within what any kernel
+    # grants without overcommitting), too low and not at all.
+    guesses = ((150_000, 150_000), (65_536, 1_500_000), (9_999, 20_000), (1, 0))
+    for batch_rows, expected_rows in guesses:
         if batch_rows == 1:
             table = table.slice(0, 3_000)  # one row per batch: keep it short
             good = good[good["video_id"].isin(set(raw["video_id"][:3_000]))]
@@ -223,3 +227,19 @@ def test_batches_of_any_size_build_the_frame_pandas_would() -> None:
             np.testing.assert_array_equal(frame[name].to_numpy(), good[name].to_numpy())
         assert frame["platform"].astype(str).tolist() == good["platform"].tolist()
         assert (frame["created_at"].to_numpy() == good["created_at"].to_numpy()).all()
+
+
+def test_roas_per_ctr_is_revenue_per_click_over_spend_per_impression() -> None:
+    schema = SCHEMA.append(pa.field("spend", pa.float64())).append(
+        pa.field("revenue", pa.float64())
+    )
+    rows = [
+        {**GOOD_ROW, "video_id": "paid", "spend": 10.0, "revenue": 50.0},
+        {**GOOD_ROW, "video_id": "no-click", "clicks": 0, "spend": 10.0, "revenue": 0.0},
+        {**GOOD_ROW, "video_id": "no-spend", "spend": 0.0, "revenue": 5.0},
+        {**GOOD_ROW, "video_id": "unknown", "spend": 10.0, "revenue": None},
+    ]
+    frame = screen_training_table(pa.Table.from_pylist(rows, schema=schema)).frame
+    ratio = dict(zip(frame["video_id"], frame["roas_per_ctr"], strict=True))
+    assert ratio["paid"] == pytest.approx(50.0 * 1000 / (40 * 10.0))  # ROAS 5 at CTR 0.04
+    assert all(np.isnan(ratio[name]) for name in ("no-click", "no-spend", "unknown"))

@@ -5,13 +5,15 @@ serves, the old model's errors no longer weigh on the judgement. The window is b
 `predicted_at`, over predictions whose outcome is known by `as_of`.
 
 Of the resolved rows only the judged ones count: a CTR within [0, 1] on both sides
-(anything else, NaN included, is `invalid`), positive `actual_impressions` (an outcome's
-noise is known only from its impressions; rows without are `no_impressions`), and a
-mature outcome (`Maturity`; the rest are `immature`). Each kind left out is counted.
+(anything else, NaN included, is a bad row, `invalid_ctr`), positive `actual_impressions`
+(an outcome's noise is known only from its impressions; rows without are
+`no_impressions`), and a mature outcome (`Maturity`; the rest are `immature`). Each kind
+left out is counted.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -30,13 +32,28 @@ _RESOLVED = """
       AND p.actual_ctr IS NOT NULL AND p.resolved_at <= %(as_of)s
       AND p.predicted_ctr IS NOT NULL
 """
-_VALID = "p.predicted_ctr BETWEEN 0 AND 1 AND p.actual_ctr BETWEEN 0 AND 1"
+# A CTR is a rate: NaN, infinity and anything outside [0, 1] is not (BETWEEN is false for
+# NaN, which PostgreSQL sorts above every number): such rows are `invalid_ctr`. A ROAS outside
+# [0, 1e6] (NaN and infinity too) leaves the row out of the ROAS figures only
+# (`invalid_roas`).
+_CTR_OK = "(p.predicted_ctr BETWEEN 0 AND 1 AND p.actual_ctr BETWEEN 0 AND 1)"
+_ROAS_OK = (
+    "(coalesce(p.predicted_roas BETWEEN 0 AND 1e6, true) "
+    "AND coalesce(p.actual_roas BETWEEN 0 AND 1e6, true))"
+)
 _HAS_IMPRESSIONS = "p.actual_impressions > 0"
 _MATURE = (
     "p.actual_impressions >= %(min_impressions)s "
     "AND p.predicted_at <= %(as_of)s - %(min_age)s::interval"
 )
-_JUDGED = f"{_RESOLVED} AND {_VALID} AND {_HAS_IMPRESSIONS} AND {_MATURE}"
+_JUDGED_WHERE = f"{_RESOLVED} AND {_CTR_OK} AND {_HAS_IMPRESSIONS} AND {_MATURE}"
+_JUDGED = f"""
+    (SELECT p.video_id, p.predicted_ctr, p.actual_ctr,
+            CASE WHEN {_ROAS_OK} THEN p.predicted_roas END AS predicted_roas,
+            CASE WHEN {_ROAS_OK} THEN p.actual_roas END AS actual_roas
+     FROM prediction_records p {_JUDGED_WHERE}) p
+"""
+BAD_ROW_REASONS = ("invalid_ctr", "invalid_roas")
 
 
 @dataclass(frozen=True)
@@ -82,9 +99,9 @@ class AccuracyReport:
     roas_accuracy: float | None  # 1 - sum|predicted - actual| / sum(actual)
     roas_mae: float | None
     by_platform: tuple[PlatformAccuracy, ...] = ()
+    bad_rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BAD_ROW_REASONS, 0))
     immature_rows: int = 0
     no_impressions_rows: int = 0
-    invalid_rows: int = 0
     evidence: GateEvidence | None = field(default=None, compare=False)
 
     @property
@@ -138,23 +155,32 @@ def measure_accuracy(
     with db.connect() as conn, conn.cursor() as cur:
         cur.execute(
             f"""
-            SELECT count(*) FILTER (WHERE NOT ({_VALID})),
-                   count(*) FILTER (WHERE {_VALID} AND p.actual_impressions IS NULL
-                                    OR {_VALID} AND p.actual_impressions <= 0),
-                   count(*) FILTER (WHERE {_VALID} AND {_HAS_IMPRESSIONS}
+            SELECT count(*) FILTER (WHERE NOT {_CTR_OK}),
+                   count(*) FILTER (WHERE {_CTR_OK} AND NOT {_ROAS_OK}
+                                    AND {_HAS_IMPRESSIONS} AND {_MATURE}),
+                   count(*) FILTER (WHERE {_CTR_OK} AND p.actual_impressions IS NULL
+                                    OR {_CTR_OK} AND p.actual_impressions <= 0),
+                   count(*) FILTER (WHERE {_CTR_OK} AND {_HAS_IMPRESSIONS}
                                     AND NOT ({_MATURE}))
             FROM prediction_records p
             {_RESOLVED}
             """,
             params,
         )
-        invalid, no_impressions, immature = (int(v) for v in cur.fetchone())
+        invalid_ctr, invalid_roas, no_impressions, immature = map(int, cur.fetchone())
+        left_out = {
+            "bad_rows": {"invalid_ctr": invalid_ctr, "invalid_roas": invalid_roas},
+            "immature_rows": immature,
+            "no_impressions_rows": no_impressions,
+        }
+        # No squares in SQL: PostgreSQL raises on a float that underflows (an error of 1e-170
+        # squared), so the mean squared error is var_pop + mean² of the errors, in Python.
         cur.execute(
             f"""
             SELECT count(*),
                    avg(abs(p.predicted_ctr - p.actual_ctr)),
-                   sqrt(avg((p.predicted_ctr - p.actual_ctr) ^ 2)),
-                   sum((p.predicted_ctr - p.actual_ctr) ^ 2),
+                   avg(p.predicted_ctr - p.actual_ctr),
+                   var_pop(p.predicted_ctr - p.actual_ctr),
                    CASE WHEN min(p.actual_ctr) < max(p.actual_ctr)
                         THEN var_pop(p.actual_ctr) * count(*) END,
                    avg(p.predicted_ctr),
@@ -163,16 +189,15 @@ def measure_accuracy(
                    sum(abs(p.predicted_roas - p.actual_roas)),
                    sum(p.actual_roas) FILTER (WHERE p.predicted_roas IS NOT NULL),
                    avg(abs(p.predicted_roas - p.actual_roas))
-            FROM prediction_records p
-            {_JUDGED}
+            FROM {_JUDGED}
             """,
             params,
         )
         (
             n,
             mae,
-            rmse,
-            ss_res,
+            mean_error,
+            error_variance,
             ss_tot,
             mean_pred,
             mean_act,
@@ -181,11 +206,6 @@ def measure_accuracy(
             roas_sum,
             roas_mae,
         ) = cur.fetchone()
-        left_out = {
-            "immature_rows": immature,
-            "no_impressions_rows": no_impressions,
-            "invalid_rows": invalid,
-        }
         if not n:
             return replace(empty, **left_out)
         cur.execute(
@@ -193,8 +213,7 @@ def measure_accuracy(
             SELECT coalesce(v.platform, 'unknown'), count(*),
                    avg(abs(p.predicted_ctr - p.actual_ctr)),
                    avg(p.predicted_ctr) - avg(p.actual_ctr)
-            FROM prediction_records p LEFT JOIN videos v ON v.video_id = p.video_id
-            {_JUDGED}
+            FROM {_JUDGED} LEFT JOIN videos v ON v.video_id = p.video_id
             GROUP BY 1 ORDER BY 2 DESC, 1
             """,
             params,
@@ -203,13 +222,15 @@ def measure_accuracy(
             PlatformAccuracy(name, int(count), float(p_mae), float(p_bias))
             for name, count, p_mae, p_bias in cur.fetchall()
         )
+    mean_squared_error = error_variance + mean_error**2
+    ss_res = mean_squared_error * n
     return AccuracyReport(
         model_version=model_version,
         as_of=as_of,
         lookback_days=lookback_days,
         n_samples=int(n),
         mae=float(mae),
-        rmse=float(rmse),
+        rmse=math.sqrt(mean_squared_error),
         # R² needs spread in the outcomes; with none it is undefined, not 0. (var_pop of
         # equal values can come back as rounding dust, hence the min < max test above.)
         r2=float(1 - ss_res / ss_tot) if ss_tot else None,
@@ -234,7 +255,7 @@ def load_outcomes(
     their outcome resolved, each batched by its resolution day (for the CUSUM), with its
     prediction time (epoch seconds) to cut windows from."""
     params = _params(model_version, as_of, since, maturity or Maturity())
-    positional = _JUDGED
+    positional = _JUDGED_WHERE
     order = ["version", "since", "as_of", "min_impressions", "min_age"]
     for number, name in enumerate(order, start=1):
         positional = positional.replace(f"%({name})s", f"${number}")

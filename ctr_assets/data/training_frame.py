@@ -35,9 +35,17 @@ BAD_ROW_REASONS: tuple[str, ...] = (
     "clicks_exceed_impressions",  # CTR above 1
     "non_finite_feature",  # NaN or infinity in a numeric feature (NULL is fine: missing)
     "unknown_category",  # a category outside the feature contract
+    "invalid_created_at",  # created_at at ±infinity or past what a timestamp column holds
 )
 
 _COUNT_COLUMNS = ("impressions", "clicks", "conversions")
+
+# A datetime64[us] column ends in the year 294247; PostgreSQL goes further and has
+# ±infinity, which the driver would silently wrap around to a date in 290,000 BC. Such a
+# creation time is read as NULL and its row counted as `invalid_created_at`.
+_CREATED_AT_HELD = (
+    "(created_at > '-infinity' AND created_at < '294247-01-01 00:00:00+00'::timestamptz)"
+)
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,8 @@ def training_query(min_impressions: int) -> str:
             *_COUNT_COLUMNS,
             "spend",
             "revenue",
-            "created_at",
+            f"CASE WHEN {_CREATED_AT_HELD} THEN created_at END AS created_at",
+            f"NOT {_CREATED_AT_HELD} AS created_at_invalid",
         ]
     )
     return (
@@ -172,12 +181,19 @@ def _bad_row_masks(batch: pa.RecordBatch, codes: dict[str, pa.Array]) -> list[pa
         definitely(pc.and_(pc.is_valid(batch[name]), pc.is_null(codes[name])))
         for name in CATEGORICAL_FEATURES
     ]
+    # Flagged by `training_query`; a table built elsewhere has no such column.
+    created_at_invalid = (
+        [definitely(batch["created_at_invalid"])]
+        if "created_at_invalid" in batch.schema.names
+        else []
+    )
     return [
         definitely(pc.or_(pc.is_null(impressions), pc.is_null(clicks))),
         definitely(negative),
         definitely(pc.greater(clicks, impressions)),
         _any_of(non_finite, batch.num_rows),
         _any_of(unknown, batch.num_rows),
+        _any_of(created_at_invalid, batch.num_rows),
     ]
 
 
@@ -196,12 +212,15 @@ def _roas_per_ctr(batch: pa.RecordBatch) -> np.ndarray:
     revenue recorded)."""
 
     def floats(name: str) -> np.ndarray:
-        return batch[name].cast(pa.float64()).to_numpy(zero_copy_only=False)
+        # safe=False: counts beyond 2^53 round to the nearest double instead of failing.
+        return batch[name].cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
 
+    if not {"spend", "revenue"} <= set(batch.schema.names):
+        return np.full(batch.num_rows, np.nan)  # a table read without the money columns
     impressions, clicks = floats("impressions"), floats("clicks")
     spend, revenue = floats("spend"), floats("revenue")
     known = (clicks > 0) & (spend > 0) & np.isfinite(revenue) & (revenue >= 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = revenue * impressions / (clicks * spend)
     return np.where(known & np.isfinite(ratio), ratio, np.nan)
 
@@ -269,7 +288,9 @@ class _FrameBuilder:
             pa.concat_arrays([ids]) if keep is None else ids.filter(pa.array(keep))
         )
         for name in _FLOAT_COLUMNS:
-            values = batch[name].cast(pa.float64()).to_numpy(zero_copy_only=False)
+            # Unsafe: a bigint past 2**53 (an audience size, say) rounds to the nearest
+            # double, as the model would see it anyway, instead of failing the whole load.
+            values = batch[name].cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
             self.columns[name].append(values, keep)
         for name, positions in codes.items():
             as_codes = pc.fill_null(positions, -1).cast(pa.int8())  # -1: missing

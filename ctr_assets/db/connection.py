@@ -18,15 +18,25 @@ from ctr_assets.db.embedded import start_embedded_postgres
 _DRIVER_SUFFIX = re.compile(r"^(postgres(?:ql)?)\+[a-z0-9_]+://")
 
 
+class DatabaseUrlError(ValueError):
+    """The configured database URL is not a PostgreSQL URL."""
+
+
 def libpq_url(url: str) -> str:
     """The URL as libpq reads it: SQLAlchemy driver suffixes (`+psycopg2`) removed."""
     url = _DRIVER_SUFFIX.sub("postgresql://", url)
     if url.startswith("postgres://"):
         url = "postgresql://" + url.removeprefix("postgres://")
     if not url.startswith("postgresql://"):
-        raise ValueError(
+        raise DatabaseUrlError(
             f"DATABASE_URL must be a PostgreSQL URL (postgresql://...), got {url.split(':')[0]}:"
         )
+    try:
+        psycopg2.extensions.parse_dsn(url)
+    except psycopg2.ProgrammingError as error:
+        # libpq quotes the whole URL, password included: show it redacted, and do not chain.
+        shown = str(error).strip().replace(url, Database(url).redacted_url())
+        raise DatabaseUrlError(f"DATABASE_URL is not a valid PostgreSQL URL: {shown}") from None
     return url
 
 
@@ -80,5 +90,11 @@ class Database:
         return Database(f"{self.url}{separator}options=-csearch_path%3D{schema}")
 
     def redacted_url(self) -> str:
-        """The URL with any password hidden, for logs and messages."""
-        return re.sub(r"(://[^:/@]*:)[^@]+@", r"\1***@", self.url)
+        """The URL with any password hidden (in the user part or as a query parameter), for
+        logs and messages."""
+        hidden = re.sub(r"(://[^:/@]*:)[^@]+@", r"\1***@", self.url)
+        return re.sub(r"([?&]password=)[^&]*", r"\1***", hidden)
+
+    def __repr__(self) -> str:
+        # Never the password: a Database may end up in a log, an error or a test report.
+        return f"Database({self.redacted_url()!r})"

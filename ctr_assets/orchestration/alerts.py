@@ -25,8 +25,11 @@ _quiet.propagate = False
 class SlackAlerts(dg.ConfigurableResource):
     """Where alerts go. Secrets come from the environment (EnvVar), never from code."""
 
-    webhook_url: str | None = Field(default=None, description="Incoming webhook URL.")
-    bot_token: str | None = Field(default=None, description="Bot token (with `channel`).")
+    # Secrets: kept out of the resource's repr, so they reach no log or error message.
+    webhook_url: str | None = Field(default=None, repr=False, description="Incoming webhook URL.")
+    bot_token: str | None = Field(
+        default=None, repr=False, description="Bot token (with `channel`)."
+    )
     channel: str | None = Field(default=None, description="Channel for the bot token.")
     webserver_url: str = Field(
         default="http://127.0.0.1:3000", description="Base URL of the Dagster UI, for run links."

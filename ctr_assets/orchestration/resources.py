@@ -26,6 +26,7 @@ class CtrDatabase(dg.ConfigurableResource):
 
     url: str | None = Field(
         default=None,
+        repr=False,  # may carry a password
         description=(
             "PostgreSQL URL of the application database. Unset: DATABASE_URL, or else the "
             "embedded server under CTR_HOME."

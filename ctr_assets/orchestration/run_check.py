@@ -47,7 +47,9 @@ def run_check_in_process(
         instance=instance,
         resources={
             **defs.resources,
-            "database": CtrDatabase(url=db.url),
+            # Bound as an object, not as config: configured values are stored with the
+            # run's job snapshot in Dagster's storage, and the URL may carry a password.
+            "database": dg.ResourceDefinition.hardcoded_resource(CtrDatabase(url=db.url)),
             "models": ModelStore(directory=model_dir),
         },
         run_config={

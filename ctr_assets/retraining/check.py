@@ -206,7 +206,7 @@ def _left_out(accuracy: AccuracyReport) -> str:
         for count, label in (
             (accuracy.immature_rows, "immature"),
             (accuracy.no_impressions_rows, "without impressions"),
-            (accuracy.invalid_rows, "with a CTR outside [0, 1]"),
+            (accuracy.bad_rows["invalid_ctr"], "with a CTR outside [0, 1]"),
         )
         if count
     ]
@@ -245,7 +245,7 @@ def _record_of(
         dispersion=evidence.dispersion if evidence else None,
         immature_rows=accuracy.immature_rows,
         no_impressions_rows=accuracy.no_impressions_rows,
-        invalid_rows=accuracy.invalid_rows,
+        invalid_rows=accuracy.bad_rows["invalid_ctr"],
         cusum=(
             {
                 "statistic": evidence.cusum_statistic,
