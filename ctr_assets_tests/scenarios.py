@@ -42,19 +42,29 @@ class Scenario:
             return cur.fetchone()[0]
 
 
-def scenario_spec(drift_day: int | None) -> WorldSpec:
-    return WorldSpec(
-        seed=11, days=20, videos=20 * 150, drift_day=drift_day, bad_row_fraction=0.01, end=END
-    )
+def scenario_spec(drift_day: int | None, **overrides: object) -> WorldSpec:
+    settings: dict[str, object] = {
+        "seed": 11,
+        "days": 20,
+        "videos": 20 * 150,
+        "drift_day": drift_day,
+        "bad_row_fraction": 0.01,
+        "end": END,
+    }
+    return WorldSpec(**{**settings, **overrides})  # type: ignore[arg-type]
 
 
 def make_scenario(
-    db: Database, instance: dg.DagsterInstance, tmp_path: Path, drift_day: int | None
+    db: Database,
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
+    drift_day: int | None,
+    **overrides: object,
 ) -> Scenario:
     model_dir = tmp_path / "models"
     return Scenario(
         db=db,
-        world=DemoWorld(scenario_spec(drift_day)),
+        world=DemoWorld(scenario_spec(drift_day, **overrides)),
         registry=ModelRegistry(db, model_dir),
         instance=instance,
         model_dir=model_dir,

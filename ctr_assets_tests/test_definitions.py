@@ -54,7 +54,13 @@ def test_fixed_names_and_lineage() -> None:
     defs = build_definitions()
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == {"prediction_accuracy", "real_training_data", "ctr_model", "retrain_report"}
+    assert keys == {
+        "prediction_accuracy",
+        "real_training_data",
+        "ctr_model",
+        "champion_model",
+        "retrain_report",
+    }
     for key in keys:
         assert graph.get(dg.AssetKey(key)).group_name == "ctr_retraining"
 
@@ -62,9 +68,10 @@ def test_fixed_names_and_lineage() -> None:
         return {k.to_user_string() for k in graph.get(dg.AssetKey(name)).parent_keys}
 
     assert parents("ctr_model") == {"prediction_accuracy", "real_training_data"}
-    assert {"prediction_accuracy", "ctr_model"} <= parents("retrain_report")
+    assert parents("champion_model") == {"ctr_model"}  # where a model becomes champion
+    assert {"prediction_accuracy", "ctr_model", "champion_model"} <= parents("retrain_report")
     checks = {key.name for key in graph.asset_check_keys}
-    assert {"mae_within_threshold", "promoted_model_beats_predecessor"} <= checks
+    assert {"mae_within_threshold", "challenger_beats_champion"} <= checks
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert defs.resolve_asset_graph() is not None

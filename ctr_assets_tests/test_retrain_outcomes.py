@@ -76,7 +76,8 @@ def test_breach_with_enough_rows_retrains_and_promotes_a_better_model(drifted: S
     record = run.record
     assert run.success
     assert record["status"] == "retrained"
-    assert record["mae"] > record["threshold"]
+    assert record["views"]["noise_aware"] == "retrain"
+    assert record["gate"] == "noise_aware"
     assert record["n_samples"] >= 50
     assert record["champion_before"] == old.version
     new = drifted.registry.champion()
@@ -87,8 +88,13 @@ def test_breach_with_enough_rows_retrains_and_promotes_a_better_model(drifted: S
     assert record["training_seconds"] > 0
     history = drifted.registry.history()
     assert [(c.version, c.previous_version) for c in history][-1] == (new.version, old.version)
-    # The blocking check re-scored both files and agreed.
-    assert run.checks["promoted_model_beats_predecessor"] is True
+    # The promotion followed a paired advantage beyond noise, with no platform worse.
+    improvement = record["improvement"]
+    assert improvement["lower"] > improvement["needed"] > 0
+    assert improvement["mae"] == pytest.approx(record["mae_improvement"], rel=1e-9)
+    assert {s["name"] for s in record["slices"]} >= {"tiktok", "instagram"}
+    assert not any(s["regressed"] for s in record["slices"])
+    assert run.checks["challenger_beats_champion"] is True
     assert run.checks["mae_within_threshold"] is False
 
 
@@ -120,7 +126,7 @@ def test_breach_with_too_few_training_rows_is_insufficient_data(drifted: Scenari
     assert run.success
     assert record["status"] == "insufficient_data"
     assert "usable training rows" in record["reason"]
-    assert record["mae"] > record["threshold"]
+    assert record["views"]["noise_aware"] == "retrain"
     assert drifted.registry.champion().version == champion
     assert len(drifted.registry.versions()) == 1
 
@@ -135,6 +141,9 @@ def test_a_worse_challenger_is_rejected(drifted: Scenario) -> None:
     assert run.success
     assert record["status"] == "rejected"
     assert record["mae_after"] >= record["mae_before"]
+    assert "within noise" in record["reason"]
+    assert record["improvement"]["lower"] <= record["improvement"]["needed"]
+    assert run.checks["challenger_beats_champion"] is False
     assert record["champion_after"] == record["champion_before"] == champion
     assert drifted.registry.champion().version == champion
     # The challenger is kept for inspection, not served.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,8 +15,9 @@ import pytest
 
 from ctr_assets.db.connection import Database
 from ctr_assets.ml.decision import RetrainPolicy
+from ctr_assets.ml.gate import GateEvidence
 from ctr_assets.orchestration.automation_settings import AutomationSettings
-from ctr_assets.orchestration.jobs import MODEL, REPORT, retrain_check_job
+from ctr_assets.orchestration.jobs import CHAMPION, MODEL, REPORT, retrain_check_job
 from ctr_assets.orchestration.resources import CtrDatabase, RetrainSettings
 from ctr_assets.orchestration.sensors import build_accuracy_sensor, build_purchase_sensor
 from ctr_assets.retraining.triggers import (
@@ -30,11 +32,42 @@ FRESH = timedelta(hours=24)
 COOLDOWN = timedelta(hours=6)
 
 
+def _evidence(**changes) -> GateEvidence:
+    """A window whose true MAE is clearly over the threshold (the bound is above it)."""
+    values = {
+        "threshold": 0.02,
+        "confidence": 0.99,
+        "n_samples": 400,
+        "mae": 0.031,
+        "noise_mae": 0.004,
+        "boundary_mae": 0.0204,
+        "mae_lower_bound": 0.0262,
+        "mae_upper_bound": 0.0297,
+        "excess": 0.0106,
+        "excess_se": 0.0008,
+        "breach": True,
+        "naive_breach": True,
+        "dispersion": 1.0,
+        "dispersion_note": "binomial assumed",
+        "cusum_statistic": 0.0,
+        "cusum_limit": 2.5,
+        "cusum_alarm": False,
+        "cusum_batches": 7,
+    }
+    values.update(changes)
+    return GateEvidence(**values)
+
+
+WITHIN = _evidence(
+    mae=0.0236, mae_lower_bound=0.0, mae_upper_bound=0.011, breach=False, excess=-0.005
+)
+
+
 def _observation(**changes) -> AccuracyObservation:
     values = {
         "storage_id": 10,
         "materialized_at": NOW - timedelta(hours=1),
-        "mae": 0.03,
+        "evidence": _evidence(),
         "n_samples": 400,
         "champion": "ctr-a",
         "decided": False,
@@ -52,7 +85,7 @@ def _observation(**changes) -> AccuracyObservation:
             "refresh",
             "30.0 h ago",
         ),
-        (SensorFacts(NOW, _observation(), False, None), "retrain", "breaches"),
+        (SensorFacts(NOW, _observation(), False, None), "retrain", "beyond noise"),
         (SensorFacts(NOW, _observation(decided=True), False, None), "skip", "already decided"),
         (SensorFacts(NOW, _observation(), True, None), "skip", "already queued or running"),
         (
@@ -63,11 +96,34 @@ def _observation(**changes) -> AccuracyObservation:
         (
             SensorFacts(NOW, _observation(), False, NOW - timedelta(hours=7)),
             "retrain",
-            "breaches",
+            "beyond noise",
         ),
-        (SensorFacts(NOW, _observation(mae=0.019), False, None), "skip", "within threshold"),
-        (SensorFacts(NOW, _observation(mae=0.02), False, None), "skip", "within threshold"),
-        (SensorFacts(NOW, _observation(n_samples=12), False, None), "skip", "only 12"),
+        (
+            SensorFacts(NOW, _observation(evidence=WITHIN), False, None),
+            "skip",
+            "not shown to exceed",
+        ),
+        (
+            SensorFacts(
+                NOW,
+                _observation(evidence=replace(WITHIN, cusum_statistic=3.1, cusum_alarm=True)),
+                False,
+                None,
+            ),
+            "retrain",
+            "CUSUM 3.1 > 2.5",
+        ),
+        (
+            SensorFacts(NOW, _observation(evidence=_evidence(n_samples=12)), False, None),
+            "skip",
+            "only 12",
+        ),
+        (SensorFacts(NOW, _observation(evidence=None), False, None), "skip", "only 0"),
+        (
+            SensorFacts(NOW, _observation(evidence=_evidence(threshold=0.03)), False, None),
+            "skip",
+            "judged at threshold 0.03",
+        ),
         (SensorFacts(NOW, _observation(champion=None), False, None), "skip", "no champion"),
     ],
 )
@@ -133,7 +189,7 @@ def test_under_threshold_skips(db: Database, instance: dg.DagsterInstance, tmp_p
     _measure(scenario)
     result = _tick_accuracy(instance)
     assert isinstance(result, dg.SkipReason)
-    assert "within threshold" in result.skip_message
+    assert "not shown to exceed threshold" in result.skip_message
 
 
 def test_stale_accuracy_is_refreshed(
@@ -164,7 +220,7 @@ def test_a_breach_is_requested_once_then_waits_then_is_decided_then_cools_down(
     # A fresh breach: exactly one request, for the model and the report only.
     request = _tick_accuracy(instance)
     assert isinstance(request, dg.RunRequest)
-    assert set(request.asset_selection) == {MODEL, REPORT}
+    assert set(request.asset_selection) == {MODEL, CHAMPION, REPORT}
     assert request.run_key.startswith("retrain-for-accuracy-")
 
     # The daemon launched it; while it is queued the sensor waits.
@@ -172,7 +228,7 @@ def test_a_breach_is_requested_once_then_waits_then_is_decided_then_cools_down(
         retrain_check_job.resolve(asset_graph=_asset_graph()),
         status=dg.DagsterRunStatus.NOT_STARTED,
         tags={"dagster/run_key": request.run_key},
-        asset_selection=frozenset({MODEL, REPORT}),
+        asset_selection=frozenset({MODEL, CHAMPION, REPORT}),
     )
     waiting = _tick_accuracy(instance)
     assert isinstance(waiting, dg.SkipReason)
@@ -186,7 +242,7 @@ def test_a_breach_is_requested_once_then_waits_then_is_decided_then_cools_down(
 
     # The retrain runs (its challenger is too weak and is rejected: the champion stays).
     retrain = scenario.check(
-        selection=["ctr_model", "retrain_report"],
+        selection=["ctr_model", "champion_model", "retrain_report"],
         trigger="accuracy_sensor",
         training_config={"num_boost_round": 1, "learning_rate": 0.01, "max_depth": 1},
     )

@@ -20,13 +20,21 @@ from ctr_assets.db.connection import Database
 from ctr_assets_tests.dev_stack import DevStack, start_dev
 
 CHROMIUM = "/usr/bin/chromium"
-ASSETS = ("prediction_accuracy", "real_training_data", "ctr_model", "retrain_report")
+ASSETS = (
+    "prediction_accuracy",
+    "real_training_data",
+    "ctr_model",
+    "champion_model",
+    "retrain_report",
+)
 EDGES = {
     ("prediction_accuracy", "ctr_model"),
     ("real_training_data", "ctr_model"),
+    ("ctr_model", "champion_model"),
     ("prediction_accuracy", "retrain_report"),
     ("real_training_data", "retrain_report"),
     ("ctr_model", "retrain_report"),
+    ("champion_model", "retrain_report"),
 }
 
 

@@ -95,9 +95,15 @@ def decide_retrain(
         return RetrainDecision(
             naive, f"{observed} {verb} threshold {tau:.4f} {over} (naive gate)", views
         )
+    bounds = (
+        f"true MAE between {evidence.mae_lower_bound:.4f} and {evidence.mae_upper_bound:.4f}"
+        if evidence.mae_upper_bound is not None
+        else f"true MAE at least {evidence.mae_lower_bound:.4f} (no upper bound: the errors "
+        "sit below a perfect model's noise floor)"
+    )
     interval = (
-        f"true MAE between {evidence.mae_lower_bound:.4f} and {evidence.mae_upper_bound:.4f} "
-        f"({policy.confidence:.0%} bounds; {observed}, noise floor {evidence.noise_mae:.4f})"
+        f"{bounds} ({policy.confidence:.0%} bounds; {observed}, noise floor "
+        f"{evidence.noise_mae:.4f})"
     )
     if evidence.breach:
         return RetrainDecision(

@@ -82,7 +82,7 @@ from scipy import stats
 # normal approximation, and the boundary is computed exactly.
 EXACT_BELOW_VARIANCE_COUNT = 30.0
 ERROR_NODES = 24  # equally likely true errors per row in the exact boundary
-DISPERSION_MIN_ROWS = 100
+DISPERSION_MIN_ROWS = 500
 DISPERSION_MIN_NOISE_SHARE = 0.5
 CUSUM_MIN_BATCH = 20
 
@@ -148,9 +148,10 @@ def estimate_dispersion(outcomes: Outcomes) -> Dispersion:
     plain least squares where impressions are few. phi is never below 1: the noise is never
     assumed narrower than binomial.
 
-    It needs rows with varied impressions, and label noise that makes up at least
-    `DISPERSION_MIN_NOISE_SHARE` of the squared residuals: where outcomes have many
-    impressions the noise is tiny next to the model's errors, phi barely matters, and a
+    It needs rows with varied impressions, and label noise (phi times the binomial
+    variance) that makes up at least `DISPERSION_MIN_NOISE_SHARE` of the squared residuals:
+    where outcomes have many impressions the noise is tiny next to the model's errors, phi
+    barely matters, and a
     model whose error happens to vary with the impressions (a drift on a platform that
     buys fewer impressions) would pass for dispersion and hide itself. Otherwise phi = 1 is
     assumed and the note says so.
@@ -173,7 +174,7 @@ def estimate_dispersion(outcomes: Outcomes) -> Dispersion:
         coefficients = np.linalg.solve(design.T @ weighted, weighted.T @ squared)
         weights = 1.0 / np.maximum(design @ coefficients, 1e-12) ** 2
     phi = float(coefficients[1] / np.mean(p * (1 - p)))
-    noise_share = float(np.mean(p * (1 - p) * inverse) / np.mean(squared))
+    noise_share = float(max(phi, 1.0) * np.mean(p * (1 - p) * inverse) / np.mean(squared))
     if noise_share < DISPERSION_MIN_NOISE_SHARE:
         return Dispersion(
             1.0,
@@ -264,7 +265,7 @@ class WindowEvidence:
     excess: float  # mean(|p - y| - b(threshold)): above 0 means worse than the threshold
     excess_se: float
     lower_bound: float  # confidence interval of the true MAE
-    upper_bound: float
+    upper_bound: float | None  # None: the errors sit below a perfect model's noise floor
     breach: bool  # lower bound of the excess above 0: true MAE > threshold
     dispersion: Dispersion
 
@@ -310,10 +311,18 @@ def judge_window(
         excess=excess,
         excess_se=excess_se,
         lower_bound=_largest_t_ruled_in(lambda t: margin(t, -1.0)) if with_bounds else np.nan,
-        upper_bound=_largest_t_ruled_in(lambda t: margin(t, +1.0)) if with_bounds else np.nan,
+        upper_bound=_upper_bound(lambda t: margin(t, +1.0)) if with_bounds else np.nan,
         breach=excess - q * excess_se > 0,
         dispersion=dispersion,
     )
+
+
+def _upper_bound(margin) -> float | None:
+    """The smallest t the data rule out from above; None when even t = 0 is ruled out: the
+    observed errors sit below what a perfect model would show. That happens where clicks
+    are very few (a model that predicts below the truth is then closer to the usual zero
+    clicks than a perfect one); no upper bound is honest there, so none is given."""
+    return _largest_t_ruled_in(margin) if margin(0.0) > 0 else None
 
 
 def _largest_t_ruled_in(margin, top: float = 0.45, tolerance: float = 2e-5) -> float:
@@ -327,6 +336,13 @@ def _largest_t_ruled_in(margin, top: float = 0.45, tolerance: float = 2e-5) -> f
         middle = (low + high) / 2
         low, high = (middle, high) if margin(middle) > 0 else (low, middle)
     return (low + high) / 2
+
+
+def format_bounds(lower: float | None, upper: float | None) -> str:
+    """A confidence interval of the true MAE for a table column, 13 characters wide."""
+    if lower is None:
+        return "     n/a     "
+    return f"{lower:.4f}-{upper:.4f}" if upper is not None else f"{lower:.4f}-  n/a "
 
 
 @dataclass(frozen=True)

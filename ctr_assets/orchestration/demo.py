@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -18,6 +19,7 @@ import pyarrow as pa
 
 from ctr_assets.db import writes
 from ctr_assets.db.connection import Database
+from ctr_assets.ml.gate import format_bounds
 from ctr_assets.models.registry import ModelRegistry
 from ctr_assets.orchestration.run_check import run_check_in_process
 from ctr_assets.serving.predictor import CTRPredictor
@@ -42,16 +44,24 @@ class DemoDay:
     champion: str | None
     reason: str
     run_success: bool
+    mae_lower_bound: float | None = None  # the true MAE's confidence interval
+    mae_upper_bound: float | None = None
+    views: dict[str, str] | None = None  # each gate's verdict
 
     def line(self) -> str:
         if self.status == "history":
             return f"day {self.day:>3}  {self.as_of:%Y-%m-%d}  {self.reason}"
         mae = f"{self.mae:.4f}" if self.mae is not None else "  n/a "
         samples = self.n_samples if self.n_samples is not None else 0
+        bounds = format_bounds(self.mae_lower_bound, self.mae_upper_bound)
         return (
-            f"day {self.day:>3}  {self.as_of:%Y-%m-%d}  MAE {mae}  n={samples:>4}  "
-            f"{self.status:<18} champion {self.champion or '-'}"
+            f"day {self.day:>3}  {self.as_of:%Y-%m-%d}  MAE {mae}  true {bounds}  "
+            f"n={samples:>4}  {self.status:<18} champion {self.champion or '-'}"
         )
+
+    def over_threshold(self, gate: str) -> bool:
+        """`gate` finds the champion of this day over the threshold."""
+        return (self.views or {}).get(gate) == "retrain"
 
 
 def live_day(db: Database, world: DemoWorld, predictor: CTRPredictor, day: int) -> None:
@@ -102,6 +112,7 @@ def run_demo(
     instance: dg.DagsterInstance,
     first_check_day: int = 7,
     on_day: Callable[[DemoDay], None] = lambda _: None,
+    retrain_settings: dict[str, Any] | None = None,
 ) -> list[DemoDay]:
     """Lives through every day of `spec` in `db` (which should be empty) and returns each
     day's decision. Before `first_check_day` the legacy model serves alone and no check
@@ -132,7 +143,8 @@ def run_demo(
             trigger="schedule",
             model_dir=str(model_dir),
             as_of=as_of,
-            log_level="WARNING",
+            log_level="CRITICAL",
+            retrain_settings=retrain_settings,
         )
         if run.record is None:
             raise RuntimeError(
@@ -148,6 +160,9 @@ def run_demo(
             champion=record["champion_after"],
             reason=record["reason"],
             run_success=run.success,
+            mae_lower_bound=record.get("mae_lower_bound"),
+            mae_upper_bound=record.get("mae_upper_bound"),
+            views=record.get("views"),
         )
         on_day(outcome)
         days.append(outcome)

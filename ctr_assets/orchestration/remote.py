@@ -3,6 +3,7 @@
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlparse
 
 import dagster as dg
@@ -38,8 +39,14 @@ class RemoteRun:
     status: dg.DagsterRunStatus
 
 
-def run_check_on_webserver(url: str, trigger: str, timeout_seconds: float = 3600) -> RemoteRun:
-    """Submits the check job through Dagster's GraphQL API and waits for it to finish."""
+def run_check_on_webserver(
+    url: str,
+    trigger: str,
+    timeout_seconds: float = 3600,
+    retrain_settings: dict[str, Any] | None = None,
+) -> RemoteRun:
+    """Submits the check job through Dagster's GraphQL API and waits for it to finish.
+    `retrain_settings` overrides fields of the `retrain_settings` resource for this run."""
     parsed = urlparse(url)
     client = DagsterGraphQLClient(
         parsed.hostname or "127.0.0.1",
@@ -47,7 +54,14 @@ def run_check_on_webserver(url: str, trigger: str, timeout_seconds: float = 3600
         use_https=parsed.scheme == "https",
         path_prefix=parsed.path.rstrip("/"),
     )
-    run_id = client.submit_job_execution(RETRAIN_CHECK_JOB, tags={TRIGGER_TAG: trigger})
+    run_config = (
+        {"resources": {"retrain_settings": {"config": retrain_settings}}}
+        if retrain_settings
+        else None
+    )
+    run_id = client.submit_job_execution(
+        RETRAIN_CHECK_JOB, run_config=run_config, tags={TRIGGER_TAG: trigger}
+    )
     deadline = time.monotonic() + timeout_seconds
     while (status := client.get_run_status(run_id)) not in _FINISHED:
         if time.monotonic() > deadline:

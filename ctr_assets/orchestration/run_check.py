@@ -1,5 +1,6 @@
 """One check run, in this process: what `check-retrain` and the demo call."""
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -9,7 +10,7 @@ import dagster as dg
 from ctr_assets.db.connection import Database
 from ctr_assets.orchestration.assets import TRIGGER_TAG
 from ctr_assets.orchestration.build import build_definitions
-from ctr_assets.orchestration.resources import CtrDatabase, ModelStore
+from ctr_assets.orchestration.resources import CtrDatabase, ModelStore, RetrainSettings
 from ctr_assets.retraining.record import decision_for_run
 
 
@@ -19,6 +20,15 @@ class CheckRun:
     success: bool
     record: dict[str, Any] | None  # None when the run failed before deciding
     checks: dict[str, bool]  # asset check name -> passed
+
+
+def local_instance() -> dg.DagsterInstance:
+    """The instance under DAGSTER_HOME when one is set, else a throwaway one."""
+    return (
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else dg.DagsterInstance.ephemeral()
+    )
 
 
 def run_check_in_process(
@@ -32,9 +42,11 @@ def run_check_in_process(
     log_level: str = "INFO",
     selection: list[str] | None = None,
     tags: dict[str, str] | None = None,
+    retrain_settings: dict[str, Any] | None = None,
 ) -> CheckRun:
     """Materialises the whole graph once (accuracy, training data, model, report), or the
-    `selection` of it (the rest is read from the latest materializations)."""
+    `selection` of it (the rest is read from the latest materializations).
+    `retrain_settings` overrides fields of the `retrain_settings` resource (`gate`, ...)."""
     defs = build_definitions()
     ops: dict[str, Any] = {}
     selected = set(selection) if selection else {"prediction_accuracy", "ctr_model"}
@@ -51,6 +63,11 @@ def run_check_in_process(
             # run's job snapshot in Dagster's storage, and the URL may carry a password.
             "database": dg.ResourceDefinition.hardcoded_resource(CtrDatabase(url=db.url)),
             "models": ModelStore(directory=model_dir),
+            **(
+                {"retrain_settings": RetrainSettings(**retrain_settings)}
+                if retrain_settings
+                else {}
+            ),
         },
         run_config={
             "ops": ops,

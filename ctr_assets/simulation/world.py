@@ -61,6 +61,10 @@ class WorldSpec:
     bad_row_fraction: float = 0.01
     resolve_after_days: int = 3
     run_days: int = 7
+    # None: an outcome is the first `resolve_after_days` of delivery (thousands of
+    # impressions). (low, high): it is read after a uniform draw of that many impressions,
+    # as for new ads judged early: noisy labels, what the noise-aware gate is for.
+    outcome_impressions: tuple[int, int] | None = None
     end: datetime = field(
         default_factory=lambda: datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     )
@@ -72,6 +76,10 @@ class WorldSpec:
             raise ValueError(f"drift_platform must be one of {PLATFORMS}")
         if self.end.tzinfo is None:
             raise ValueError("end must be timezone-aware")
+        if self.outcome_impressions is not None:
+            low, high = self.outcome_impressions
+            if not 1 <= low <= high:
+                raise ValueError(f"outcome impressions need 1 <= low <= high, got {low}, {high}")
 
     @property
     def start(self) -> datetime:
@@ -334,14 +342,20 @@ def predictions_table(
 
 
 def outcomes_table(launch: Launch, spec: WorldSpec) -> pa.Table:
-    """The outcome of each real video over its first `resolve_after_days` days of delivery,
-    known at the end of that period."""
+    """The outcome of each real video, known at the end of its `resolve_after_days` days:
+    over those days' delivery, or (with `spec.outcome_impressions`) over its first few
+    impressions, clicks drawn from the video's true CTR."""
     real = launch.bad_kind == ""
     days = spec.resolve_after_days
     impressions = launch.daily_impressions[real, :days].sum(axis=1)
     clicks = launch.daily_clicks[real, :days].sum(axis=1)
     spend = launch.daily_spend[real, :days].sum(axis=1)
     revenue = launch.daily_revenue[real, :days].sum(axis=1)
+    if spec.outcome_impressions is not None:
+        rng = np.random.default_rng([spec.seed, launch.day, 4])
+        low, high = spec.outcome_impressions
+        impressions = rng.integers(low, high + 1, int(real.sum()))
+        clicks = rng.binomial(impressions, launch.true_ctr[real])
     seen = impressions > 0
     actual_ctr = np.where(seen, clicks / np.maximum(impressions, 1), np.nan)
     conversion_goal = launch.objective[real] == OBJECTIVES.index("conversions")

@@ -101,3 +101,39 @@ def words(ctx: click.Context, param: click.Parameter, text: str) -> str:
     if not text.strip():
         raise click.BadParameter("say why, in words: it goes into the champion's history")
     return text
+
+
+def impressions_range(
+    ctx: click.Context, param: click.Parameter, text: str | None
+) -> tuple[int, int] | None:
+    """`--outcome-impressions LOW-HIGH`: each outcome is read after LOW to HIGH impressions."""
+    if text is None:
+        return None
+    low, _, high = text.partition("-")
+    try:
+        bounds = (int(low), int(high))
+    except ValueError:
+        bounds = (0, -1)
+    if not 1 <= bounds[0] <= bounds[1] <= 10_000_000:
+        raise click.BadParameter(
+            f"{text!r} is not a range of impressions such as 20-300 (1 <= LOW <= HIGH)"
+        )
+    return bounds
+
+
+OUTCOME_IMPRESSIONS = click.option(
+    "--outcome-impressions",
+    default=None,
+    metavar="LOW-HIGH",
+    callback=impressions_range,
+    help="Outcomes resolve after LOW to HIGH impressions each (e.g. 20-300: noisy labels, "
+    "as for new ads judged early); default: after three days of delivery.",
+)
+GATE = click.option(
+    "--gate",
+    type=click.Choice(["noise_aware", "naive"]),
+    default="noise_aware",
+    show_default=True,
+    help="noise_aware: retrain when the true MAE is over the threshold beyond label noise "
+    "(or the CUSUM alarms); naive: when the observed MAE is.",
+)

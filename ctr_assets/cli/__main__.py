@@ -1,0 +1,5 @@
+"""`python -m ctr_assets.cli`."""
+
+from ctr_assets.cli import main
+
+main()
