@@ -185,3 +185,20 @@ def test_same_data_and_seed_give_byte_identical_model_files(
         load_model(Path(model.file_path), model.sha256)
     assert files[0][0] == files[1][0]
     assert files[0][1] == files[1][1]
+
+
+def test_a_check_after_a_rollback_judges_the_champion_it_finds(drifted: Scenario) -> None:
+    promoted = drifted.check()
+    old, new = promoted.record["champion_before"], promoted.record["champion_after"]
+    measured = drifted.check(selection=["prediction_accuracy", "real_training_data"])
+    assert measured.success  # the accuracy of the new champion: nothing resolved yet
+    drifted.registry.roll_back(old, "the new model misbehaves in production")
+
+    # The check reads the accuracy materialized for `new`, but `old` serves now.
+    run = drifted.check(selection=["ctr_model", "champion_model", "retrain_report"])
+    record = run.record
+    assert run.success
+    assert f"re-measured: the accuracy was of {new}, the champion is now {old}" in record["reason"]
+    assert record["champion_before"] == old
+    assert record["n_samples"] >= 50  # the old champion's own outcomes, not the new one's
+    assert record["views"]["noise_aware"] == "retrain"  # and they are still drifted

@@ -35,21 +35,43 @@ def holdout_scatter_png(holdout: pd.DataFrame) -> bytes:
 
 
 def accuracy_trend_png(records: list[dict[str, Any]], threshold: float) -> bytes:
-    """Live MAE at each past check, with the threshold and the retrains marked."""
+    """At each past check: the observed MAE, the confidence band of the true MAE, and the
+    noise floor (what a perfect model would show), against the threshold; retrains marked.
+    The observed MAE above the threshold while the band stays under it is label noise."""
     figure, axes = plt.subplots(figsize=(7, 3.5))
-    points = [
-        (datetime.fromisoformat(r["as_of"]), r["mae"], r["status"])
-        for r in records
-        if r.get("mae") is not None
-    ]
+    points = [(datetime.fromisoformat(r["as_of"]), r) for r in records if r.get("mae") is not None]
     if points:
-        when, mae, _ = zip(*points, strict=True)
-        axes.plot(when, mae, marker="o", markersize=3, label="champion MAE")
-        retrained = [(w, m) for w, m, s in points if s == "retrained"]
+        when = [w for w, _ in points]
+        axes.plot(
+            when, [r["mae"] for _, r in points], marker="o", markersize=3, label="observed MAE"
+        )
+        banded = [(w, r) for w, r in points if r.get("mae_lower_bound") is not None]
+        if banded:
+            axes.fill_between(
+                [w for w, _ in banded],
+                [r["mae_lower_bound"] for _, r in banded],
+                [
+                    r["mae_upper_bound"]
+                    if r.get("mae_upper_bound") is not None
+                    else r["mae_lower_bound"]
+                    for _, r in banded
+                ],
+                alpha=0.25,
+                label="true MAE, confidence band",
+            )
+        floored = [(w, r["noise_mae"]) for w, r in points if r.get("noise_mae") is not None]
+        if floored:
+            axes.plot(
+                *zip(*floored, strict=True),
+                linestyle=":",
+                color="black",
+                label="noise floor (perfect model)",
+            )
+        retrained = [(w, r["mae"]) for w, r in points if r["status"] == "retrained"]
         if retrained:
             axes.scatter(*zip(*retrained, strict=True), color="red", zorder=3, label="retrained")
     axes.axhline(threshold, color="grey", linestyle="--", label=f"threshold {threshold:g}")
     axes.set(ylabel="MAE of CTR", title="Accuracy at each check")
-    axes.legend(loc="upper left")
+    axes.legend(loc="upper left", fontsize="small")
     figure.autofmt_xdate()
     return _png(figure)
