@@ -86,7 +86,7 @@ def whole_retrain(url: str, model_dir: str, as_of: str) -> Iterator[Task]:
         def describe(check: CheckRun) -> dict:
             record = check.record or {}
             # `mae_within_threshold` (a warning) fails by design here: the champion breaches.
-            promotion_checked = check.checks.get("promoted_model_beats_predecessor")
+            promotion_checked = check.checks.get("challenger_beats_champion")
             if not check.success or record.get("status") != "retrained" or not promotion_checked:
                 raise BenchError(
                     f"run {check.run_id} did not promote: success={check.success}, "

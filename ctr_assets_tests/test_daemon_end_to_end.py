@@ -92,7 +92,11 @@ def test_sensor_ticks_launch_runs_that_retrain_and_check(
             assert len(retrains) == 1
             run = instance.get_run_by_id(retrains[0].run_id)
             assert run.status == dg.DagsterRunStatus.SUCCESS
-            assert run.asset_selection == {MODEL, dg.AssetKey("retrain_report")}
+            assert run.asset_selection == {
+                MODEL,
+                dg.AssetKey("champion_model"),
+                dg.AssetKey("retrain_report"),
+            }
             materialized = instance.fetch_materializations(MODEL, limit=1).records[0]
             assert materialized.run_id == run.run_id
             record = _decision(db, run.run_id)

@@ -91,7 +91,10 @@ def test_label_noise_alone_is_not_retrained_on_unless_the_naive_gate_is_asked_fo
     assert quiet["status"] == "no_retrain_needed"
     assert quiet["gate"] == "noise_aware"
     assert quiet["mae"] > quiet["threshold"]  # the observed MAE is over the line ...
-    assert quiet["mae_upper_bound"] < quiet["threshold"]  # ... the true MAE is not
+    # ... the true MAE is not: under it beyond noise, or its errors sit below even a
+    # perfect model's noise floor (no upper bound is then given)
+    assert quiet["mae_upper_bound"] is None or quiet["mae_upper_bound"] < quiet["threshold"]
+    assert quiet["mae_lower_bound"] == 0.0
     assert quiet["noise_mae"] > quiet["threshold"]  # a perfect model would show more
     assert quiet["views"] == {"noise_aware": "no_retrain_needed", "naive": "retrain"}
     assert quiet["confidence"] == 0.99

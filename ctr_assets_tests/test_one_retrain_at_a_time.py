@@ -52,7 +52,7 @@ def test_schedule_sensor_and_manual_retrains_never_overlap(
         as_of = scenario.world.spec.day_start(17).isoformat()
         launches = [
             ["schedule"],
-            ["accuracy_sensor", "ctr_model,retrain_report"],
+            ["accuracy_sensor", "ctr_model,champion_model,retrain_report"],
             ["manual"],
         ]
         env = {

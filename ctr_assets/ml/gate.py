@@ -83,7 +83,8 @@ from scipy import stats
 EXACT_BELOW_VARIANCE_COUNT = 30.0
 ERROR_NODES = 24  # equally likely true errors per row in the exact boundary
 DISPERSION_MIN_ROWS = 500
-DISPERSION_MIN_NOISE_SHARE = 0.5
+DISPERSION_MIN_NOISE_SHARE = 0.25
+DISPERSION_MAX = 4.0
 CUSUM_MIN_BATCH = 20
 
 
@@ -148,13 +149,14 @@ def estimate_dispersion(outcomes: Outcomes) -> Dispersion:
     plain least squares where impressions are few. phi is never below 1: the noise is never
     assumed narrower than binomial.
 
-    It needs rows with varied impressions, and label noise (phi times the binomial
-    variance) that makes up at least `DISPERSION_MIN_NOISE_SHARE` of the squared residuals:
-    where outcomes have many impressions the noise is tiny next to the model's errors, phi
-    barely matters, and a
+    It needs rows with varied impressions, and binomial label noise that makes up at least
+    `DISPERSION_MIN_NOISE_SHARE` of the squared residuals: where outcomes have many
+    impressions the noise is tiny next to the model's errors, phi barely matters, and a
     model whose error happens to vary with the impressions (a drift on a platform that
     buys fewer impressions) would pass for dispersion and hide itself. Otherwise phi = 1 is
-    assumed and the note says so.
+    assumed and the note says so. An estimate above `DISPERSION_MAX` is held there: clicks
+    scatter a few times more than binomially at most, and more is likelier a model error
+    that varies with the impressions.
     """
     n = len(outcomes)
     inverse = 1.0 / outcomes.impressions
@@ -174,13 +176,20 @@ def estimate_dispersion(outcomes: Outcomes) -> Dispersion:
         coefficients = np.linalg.solve(design.T @ weighted, weighted.T @ squared)
         weights = 1.0 / np.maximum(design @ coefficients, 1e-12) ** 2
     phi = float(coefficients[1] / np.mean(p * (1 - p)))
-    noise_share = float(max(phi, 1.0) * np.mean(p * (1 - p) * inverse) / np.mean(squared))
+    noise_share = float(np.mean(p * (1 - p) * inverse) / np.mean(squared))
     if noise_share < DISPERSION_MIN_NOISE_SHARE:
         return Dispersion(
             1.0,
             False,
-            f"binomial assumed: label noise is {noise_share:.0%} of the squared errors, too "
-            "little next to the model's own errors to measure its over-dispersion",
+            f"binomial assumed: binomial label noise is {noise_share:.0%} of the squared "
+            "errors, too little next to the model's own errors to measure over-dispersion",
+        )
+    if phi > DISPERSION_MAX:
+        return Dispersion(
+            DISPERSION_MAX,
+            True,
+            f"estimated {phi:.1f} from {n} rows, held at {DISPERSION_MAX:g}: more is more likely "
+            "a model error that varies with the impressions than noise",
         )
     return Dispersion(max(1.0, phi), True, f"estimated from {n} rows ({phi:.2f})")
 
