@@ -7,7 +7,8 @@ share of windows where the noise-aware gate would retrain (its 7-day bound alone
 alone, either) and where the naive rule (observed MAE > 0.02) would. Then daily checks
 over 30 days of one model exactly at the threshold (how often a model at the threshold
 alarms across repeated, overlapping windows), and the delay from a jump to the retrain.
-Everything is seeded: the same command prints the same figures.
+Impressions are drawn log-uniformly over each range (most new ads have few), CTRs
+uniformly over 3-10%. Everything is seeded: the same command prints the same figures.
 """
 
 from __future__ import annotations
@@ -36,17 +37,19 @@ SCENARIOS: dict[str, GateWorld] = {
         0.02, impressions=(1000, 5000)
     ),
     "true MAE 0.015 (within), normal spread, 20-300 impressions": GateWorld(0.015),
-    "(c) true MAE 0.035, equal errors, 301 outcomes at 20-300": GateWorld(
+    "(c) true MAE 0.035, equal errors, 301 outcomes at 20-300 impressions": GateWorld(
         0.035, "equal", rows_per_day=43
     ),
-    "(c) true MAE 0.035, normal spread, 301 outcomes at 20-300": GateWorld(0.035, rows_per_day=43),
+    "(c) true MAE 0.035, normal spread, 301 outcomes at 20-300 impressions": GateWorld(
+        0.035, rows_per_day=43
+    ),
     "(d) true MAE 0.025, equal errors, 2,002 outcomes at 1,000-3,000": GateWorld(
         0.025, "equal", rows_per_day=286, impressions=(1000, 3000)
     ),
     "(d) true MAE 0.025, normal spread, 2,002 outcomes at 1,000-3,000": GateWorld(
         0.025, rows_per_day=286, impressions=(1000, 3000)
     ),
-    "true MAE 0.025, normal spread, 1,050 outcomes at 20-300": GateWorld(0.025),
+    "true MAE 0.025, normal spread, 1,050 outcomes at 20-300 impressions": GateWorld(0.025),
     "over-dispersed clicks (phi 2), perfect model": GateWorld(0.0, dispersion=2.0),
     "over-dispersed clicks (phi 2), true MAE = threshold": GateWorld(0.02, dispersion=2.0),
 }

@@ -27,6 +27,8 @@ class GateWorld:
     rows_per_day: int = 150
     days: int = 7
     impressions: tuple[int, int] = (20, 300)
+    # log: log-uniform over the range (most new ads have few impressions); or uniform
+    impressions_scale: Literal["log", "uniform"] = "log"
     ctr: tuple[float, float] = (0.03, 0.10)
     dispersion: float = 1.0  # > 1: beta-binomial clicks, over-dispersed by this factor
 
@@ -53,7 +55,12 @@ def predictions_with_mae(
 def draw_window(rng: np.random.Generator, world: GateWorld, first_day: int = 0) -> Outcomes:
     rows = world.rows_per_day * world.days
     true_ctr = rng.uniform(*world.ctr, rows)
-    impressions = rng.integers(world.impressions[0], world.impressions[1] + 1, rows)
+    low, high = world.impressions
+    impressions = (
+        np.round(np.exp(rng.uniform(np.log(low), np.log(high), rows))).astype(np.int64)
+        if world.impressions_scale == "log"
+        else rng.integers(low, high + 1, rows)
+    )
     predicted = predictions_with_mae(rng, true_ctr, world.true_mae, world.shape)
     if world.dispersion > 1:
         # Beta-binomial with Var = phi * n theta (1 - theta): rho = (phi - 1) / (n - 1).

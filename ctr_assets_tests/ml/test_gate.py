@@ -38,9 +38,9 @@ def _rate(world: GateWorld, seed: int = 11):
 
 def test_a_perfect_model_on_noisy_outcomes_is_not_retrained() -> None:
     rate = _rate(GateWorld(true_mae=0.0, impressions=LOW_IMPRESSIONS))
-    assert rate.mean_observed_mae > 0.015  # label noise alone, near the threshold
+    assert rate.mean_observed_mae > 0.02  # label noise alone is over the threshold ...
+    assert rate.naive >= 0.99  # ... so the point rule retrains on it
     assert rate.either <= 0.01
-    assert rate.naive >= 0.0  # (reported; the naive view is not the gate)
 
 
 @pytest.mark.parametrize("shape", ["normal", "equal"])
