@@ -9,20 +9,30 @@ and the sensor intervals from the environment the test sets before opening it.
 from __future__ import annotations
 
 import logging
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.errors import DagsterUserCodeUnreachableError
 from dagster._core.remote_representation.external import RemoteSensor
 from dagster._core.scheduler.instigation import InstigatorTick, TickStatus
 from dagster._core.test_utils import create_test_daemon_workspace_context
 from dagster._core.workspace.context import WorkspaceProcessContext
-from dagster._core.workspace.load_target import ModuleTarget
+from dagster._core.workspace.load_target import (
+    GrpcServerTarget,
+    ModuleTarget,
+    WorkspaceLoadTarget,
+)
 from dagster._daemon.sensor import execute_sensor_iteration
+from dagster._grpc.client import DagsterGrpcClient
 
 ROOT = Path(__file__).resolve().parents[2]
+LOAD = ["-m", "ctr_assets.definitions", "-a", "defs", "-d", str(ROOT)]
 PURCHASE_SENSOR = "purchase_signals_sensor"
 
 TARGET = ModuleTarget(
@@ -34,9 +44,42 @@ TARGET = ModuleTarget(
 
 
 @contextmanager
-def daemon_workspace(instance: dg.DagsterInstance) -> Iterator[WorkspaceProcessContext]:
+def code_server(environment: dict[str, str]) -> Iterator[GrpcServerTarget]:
+    """One code server for the test and the processes it starts (each would otherwise load
+    the definitions into a server of its own); the environment is read when it loads."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    serve = ["-h", "127.0.0.1", "-p", str(port), "--location-name", "ctr_assets"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dagster", "api", "grpc", *LOAD, *serve, "--log-level", "warning"],
+        env=environment,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        client = DagsterGrpcClient(port=port, host="127.0.0.1")
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                client.ping("ready?")
+                break
+            except DagsterUserCodeUnreachableError:
+                assert process.poll() is None, "the code server exited"
+                assert time.monotonic() < deadline, "the code server never answered"
+                time.sleep(0.2)
+        yield GrpcServerTarget(host="127.0.0.1", port=port, socket=None, location_name="ctr_assets")
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+
+
+@contextmanager
+def daemon_workspace(
+    instance: dg.DagsterInstance, target: WorkspaceLoadTarget = TARGET
+) -> Iterator[WorkspaceProcessContext]:
     """The code location over gRPC, with only the purchase sensor running."""
-    with create_test_daemon_workspace_context(TARGET, instance) as context:
+    with create_test_daemon_workspace_context(target, instance) as context:
         for sensor in _sensors(context):
             if sensor.name != PURCHASE_SENSOR:
                 instance.stop_sensor(sensor.get_remote_origin_id(), sensor.selector_id, sensor)
@@ -78,20 +121,26 @@ def stored_cursor(instance: dg.DagsterInstance, sensor: RemoteSensor) -> str | N
 
 
 def tick_once(
-    context: WorkspaceProcessContext, instance: dg.DagsterInstance, timeout: float = 60
+    context: WorkspaceProcessContext,
+    instance: dg.DagsterInstance,
+    timeout: float = 60,
+    crash_at: dict | None = None,
 ) -> InstigatorTick:
-    """Iterates until the purchase sensor has made one more tick (its minimum interval is
-    respected) and that tick has ended; returns it."""
+    """Iterates until the purchase sensor has ended one more tick (a new one, or one a
+    killed daemon left started and this pass resumed), respecting its minimum interval;
+    returns it."""
     sensor = purchase_sensor(context)
-    before = len(ticks(instance, sensor))
+    known = ticks(instance, sensor)
+    last = (known[-1].tick_id, known[-1].status) if known else (None, None)
     deadline = time.monotonic() + timeout
     while True:
-        iterate(context)
+        iterate(context, crash_at)
         done = ticks(instance, sensor)
-        if len(done) > before and done[-1].status != TickStatus.STARTED:
+        ended = bool(done) and done[-1].status != TickStatus.STARTED
+        if ended and (done[-1].tick_id != last[0] or last[1] == TickStatus.STARTED):
             return done[-1]
         if time.monotonic() > deadline:
-            raise AssertionError(f"no new purchase tick in {timeout} s: {done[-1:]}")
+            raise AssertionError(f"no purchase tick ended in {timeout} s: {done[-1:]}")
         time.sleep(0.25)
 
 
