@@ -87,12 +87,12 @@ def _purchase_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
 
 
 def _assert_counted_once(runs: list[dg.DagsterRun], inserted: int) -> None:
-    """The runs' batches chain cursor to cursor, no key twice, and add up to `inserted`."""
+    """The runs' batches follow each other, no key twice, and add up to `inserted`."""
     keys = [run.tags["dagster/run_key"] for run in runs]
     assert len(keys) == len(set(keys)), keys
     spans = [tuple(map(int, run.tags["ctr_assets/purchase_xids"].split("-"))) for run in runs]
     for (_, until), (since, _) in itertools.pairwise(spans):
-        assert since == until, spans  # no gap between batches, no overlap
+        assert since >= until, spans  # in order (ticks that skip in between move it on)
     assert sum(int(run.tags["ctr_assets/purchases"]) for run in runs) == inserted
 
 
