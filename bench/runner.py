@@ -11,13 +11,20 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
-from bench import load_bench, report, retrain_bench, sensor_bench, training_bench
+from bench import (
+    load_bench,
+    purchase_load_bench,
+    report,
+    retrain_bench,
+    sensor_bench,
+    training_bench,
+)
 from bench.databases import Log, Server, model_dir
 from bench.scales import Scale
 from bench.signal_data import signals_database
 from bench.world_data import videos_database
 
-BENCHMARKS = ("load", "sensors", "training", "retrain")
+BENCHMARKS = ("load", "sensors", "training", "retrain", "purchase_load")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
@@ -165,6 +172,20 @@ def run_benchmarks(
                     "Whole retrain, breach to promoted champion (seconds)",
                     ["data", "median", "min", "max", "training", "s per M videos", "peak RSS"],
                     retrain_bench.table_rows(result),
+                ),
+                flush=True,
+            )
+        if "purchase_load" in only:
+            result = purchase_load_bench.run_purchase_load_bench(
+                server, scale.purchase_load_signals, scale.purchase_load_daemon, log
+            )
+            record("purchase_load", result, purchase_load_bench)
+            print(
+                report.table(
+                    f"Purchase signals under load ({result['committed']:,} committed, "
+                    f"{result['writers']} writers)",
+                    ["measurement", "figure", "detail"],
+                    purchase_load_bench.table_rows(result),
                 ),
                 flush=True,
             )

@@ -17,6 +17,8 @@ class Scale:
     training_repeats: int
     retrain_videos: tuple[int, ...]  # one whole retrain per size and repetition
     retrain_repeats: int
+    purchase_load_signals: int  # signals the 4 writers insert while the sensor ticks
+    purchase_load_daemon: bool  # a real dagster-daemon runs the loop during the load
     # Whether the targets mean anything at these sizes (smoke: fixed costs dominate).
     targets_apply: bool = True
 
@@ -32,6 +34,8 @@ _SMOKE = Scale(
     training_repeats=1,
     retrain_videos=(5_000, 20_000),
     retrain_repeats=1,
+    purchase_load_signals=5_000,
+    purchase_load_daemon=False,
     targets_apply=False,
 )
 _ONE_MILLION = Scale(
@@ -45,6 +49,8 @@ _ONE_MILLION = Scale(
     training_repeats=3,
     retrain_videos=(100_000, 1_000_000),
     retrain_repeats=2,
+    purchase_load_signals=100_000,
+    purchase_load_daemon=True,
 )
 # The 1m scale plus the 5M load and the 5M retrain.
 _FULL = replace(

@@ -9,8 +9,9 @@ resources=)` and a call of the sensor definition, as the daemon would.
   whole decision (three materialization look-ups, two run queries) and returns the
   retrain `RunRequest`. It reads only Dagster's storage, not the application tables.
 - `purchase_signals_sensor`: a handful of new signals is committed before each tick
-  (untimed), so each tick finds the horizon, counts the new rows over the `ingest_xid`
-  index range and moves its cursor.
+  (untimed), so each tick takes its snapshot, counts the new rows over the `ingest_xid`
+  index (from the horizon on, plus the pending xids), records its horizon and moves its
+  cursor.
 
 The SQL underneath is timed alone too: `new_purchase_signals` and `measure_accuracy` over
 a 7-day window, with the plans PostgreSQL chose (EXPLAIN ANALYZE of the product's own
@@ -38,7 +39,7 @@ from bench.harness import Stats, interleaved, stats_of, timed
 from bench.report import target
 from ctr_assets.data.accuracy import measure_accuracy
 from ctr_assets.db.connection import Database
-from ctr_assets.db.purchases import new_purchase_signals, purchase_horizon
+from ctr_assets.db.purchases import PurchaseCursor, first_purchase_cursor, new_purchase_signals
 from ctr_assets.orchestration.automation_settings import AutomationSettings
 from ctr_assets.orchestration.resources import CtrDatabase, RetrainSettings
 from ctr_assets.orchestration.run_check import run_check_in_process
@@ -143,11 +144,11 @@ class ExplainingDatabase(Database):
             conn.close()
 
 
-def explain_product_queries(db: Database, champion: str, since_xid: int) -> list[dict]:
+def explain_product_queries(db: Database, champion: str, since: PurchaseCursor) -> list[dict]:
     _PLANS.clear()
     explaining = ExplainingDatabase(db.url)
     add_purchase_signals(db)
-    new_purchase_signals(explaining, since_xid)
+    new_purchase_signals(explaining, since)
     measure_accuracy(explaining, champion, WORLD_END, LOOKBACK_DAYS)
     plans = list(_PLANS)
     for entry in plans:
@@ -180,7 +181,7 @@ def run_sensor_bench(
 
         tick_samples = interleaved(cases, ticks, before_each=before_tick)
 
-        cursors = {label: purchase_horizon(db) for label, db in databases.items()}
+        cursors = {label: first_purchase_cursor(db) for label, db in databases.items()}
         sql_cases = {}
         for label, db in databases.items():
             sql_cases[f"new_purchase_signals @ {label}"] = lambda db=db, label=label: timed(

@@ -38,6 +38,11 @@ def _expected_figures() -> list[str]:
             f"retrain/{videos}/peak_rss_bytes",
             f"retrain/{videos}/seconds_per_million_videos",
         ]
+    names += [
+        "purchase_load/committed",
+        "purchase_load/probe/counted",
+        "purchase_load/probe_tick/seconds/median",
+    ]
     return names
 
 
@@ -75,3 +80,4 @@ def test_smoke_scale_produces_every_figure(
     }
     assert all(isinstance(t["met"], bool) for t in written["targets"])
     assert written["benchmarks"]["training"][0]["product_model_equals_reference"] is True
+    assert figures["purchase_load/probe/counted"] == figures["purchase_load/committed"]

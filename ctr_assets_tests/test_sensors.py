@@ -314,17 +314,20 @@ def test_a_late_committing_lower_id_is_still_counted_once(
         fast.commit()
         assert low_id < high_id
 
-        # The committed higher id is visible, but the lower one's transaction is open:
-        # this tick must not move the cursor past it.
-        waiting, cursor = _tick_purchases(instance, db, cursor)
-        assert isinstance(waiting, dg.SkipReason)
+        # The committed higher id counts at once; the lower one's open transaction stays
+        # pending in the cursor instead of holding the count back.
+        first_batch, cursor = _tick_purchases(instance, db, cursor)
+        assert isinstance(first_batch, dg.RunRequest)
+        assert first_batch.tags["ctr_assets/purchases"] == "1"
+        assert first_batch.tags["ctr_assets/purchase_ids"] == f"{high_id}-{high_id}"
         slow.commit()
 
         request, cursor = _tick_until_request(instance, db, cursor)
         assert isinstance(request, dg.RunRequest)
-        assert request.tags["ctr_assets/purchases"] == "2"
-        assert request.tags["ctr_assets/purchase_ids"] == f"{low_id}-{high_id}"
+        assert request.tags["ctr_assets/purchases"] == "1"
+        assert request.tags["ctr_assets/purchase_ids"] == f"{low_id}-{low_id}"
         assert request.tags["ctr_assets/trigger"] == "purchase_signals"
+        assert request.run_key != first_batch.run_key
 
         # Delivered again: the unique transaction_id keeps it out, nothing triggers.
         assert _insert(fast, "tx-fast") == -1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,11 +66,21 @@ class Database:
 
     @contextmanager
     def connect(self) -> Iterator[psycopg2.extensions.connection]:
-        """A connection whose transaction commits on success and rolls back on error."""
+        """A connection whose transaction commits on success and rolls back on error.
+
+        When the server went away mid-transaction the error raised is the server's (say
+        "terminating connection due to administrator command"), not a failed rollback's
+        "connection already closed".
+        """
         conn = psycopg2.connect(self.url)
         try:
-            with conn:
-                yield conn
+            yield conn
+            conn.commit()
+        except BaseException:
+            if not conn.closed:
+                with contextlib.suppress(psycopg2.Error):
+                    conn.rollback()
+            raise
         finally:
             conn.close()
 

@@ -1,11 +1,19 @@
 """The two sensors: accuracy freshness and MAE, and new purchase signals."""
 
-import json
+import hashlib
 from datetime import UTC, datetime
 
 import dagster as dg
+import psycopg2
 
-from ctr_assets.db.purchases import new_purchase_signals, purchase_horizon
+from ctr_assets import settings
+from ctr_assets.db.connection import Database, libpq_url
+from ctr_assets.db.purchases import (
+    PurchaseCursor,
+    first_purchase_cursor,
+    new_purchase_signals,
+    open_transactions,
+)
 from ctr_assets.ml.gate import GateEvidence
 from ctr_assets.orchestration.assets import TRIGGER_TAG
 from ctr_assets.orchestration.automation_settings import AutomationSettings
@@ -122,6 +130,22 @@ def build_accuracy_sensor(settings: AutomationSettings) -> dg.SensorDefinition:
     return ctr_accuracy_sensor
 
 
+class PurchaseSensorDatabaseError(RuntimeError):
+    """The application database did not answer a purchase tick; the cursor stays put."""
+
+
+def _waiting_words(db: Database) -> str:
+    """The transactions still open on the server, in words: any may add signals later."""
+    total, oldest = open_transactions(db)
+    if not total:
+        return ""
+    plural = "s" if total > 1 else ""
+    return (
+        f"; {total} open transaction{plural} on the server may still add some, the oldest "
+        + ", ".join(t.describe() for t in oldest)
+    )
+
+
 def build_purchase_sensor(settings: AutomationSettings) -> dg.SensorDefinition:
     @dg.sensor(
         name="purchase_signals_sensor",
@@ -130,34 +154,63 @@ def build_purchase_sensor(settings: AutomationSettings) -> dg.SensorDefinition:
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             "New rows in purchase_signals lead to one check (however many arrived since the "
-            "last tick). The cursor is a transaction id, so a row that commits late is "
-            "still counted, exactly once."
+            "last tick). The cursor is a database snapshot, so a row that commits late is "
+            "still counted, exactly once, and a transaction left open elsewhere delays "
+            "only its own rows."
         ),
     )
     def purchase_signals_sensor(context: dg.SensorEvaluationContext, database: CtrDatabase):
-        db = database.open()
-        if context.cursor is None:
-            horizon = purchase_horizon(db)
-            context.update_cursor(json.dumps({"xid": horizon}))
-            return dg.SkipReason(
-                f"first tick: signals from transaction {horizon} on will trigger checks"
-            )
-        since = int(json.loads(context.cursor)["xid"])
-        if check_in_progress(context.instance):
-            return dg.SkipReason(
-                "a check is already queued or running; new signals wait for the next tick"
-            )
-        batch = new_purchase_signals(db, since)
-        context.update_cursor(json.dumps({"xid": batch.until_xid}))
+        try:
+            db = database.open()
+            if context.cursor is None:
+                start = first_purchase_cursor(db)
+                context.update_cursor(start.to_json())
+                return dg.SkipReason(
+                    f"first tick: signals committed from now on (transaction {start.xid} "
+                    "on, and those still open) will trigger checks"
+                )
+            since = PurchaseCursor.from_json(context.cursor)
+            if check_in_progress(context.instance):
+                return dg.SkipReason(
+                    "a check is already queued or running; new signals wait for the next tick"
+                )
+            batch = new_purchase_signals(db, since)
+            waiting = "" if batch.count else _waiting_words(db)
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
+            raise PurchaseSensorDatabaseError(_unreachable(database, error)) from error
+        context.update_cursor(batch.until.to_json())
         if batch.count == 0:
-            return dg.SkipReason(f"no new purchase signals (cursor {batch.until_xid})")
+            return dg.SkipReason(f"no new purchase signals (horizon {batch.until.xid}){waiting}")
         return dg.RunRequest(
-            run_key=f"purchases-{batch.since_xid}-{batch.until_xid}",
+            run_key=_run_key(batch.since, batch.until),
             tags={
                 TRIGGER_TAG: "purchase_signals",
                 "ctr_assets/purchases": str(batch.count),
                 "ctr_assets/purchase_ids": f"{batch.first_id}-{batch.last_id}",
+                "ctr_assets/purchase_xids": f"{batch.since.xid}-{batch.until.xid}",
             },
         )
 
     return purchase_signals_sensor
+
+
+def _unreachable(database: CtrDatabase, error: psycopg2.Error) -> str:
+    configured = database.url or settings.configured_database_url()
+    where = (
+        Database(libpq_url(configured)).redacted_url()
+        if configured
+        else f"the embedded server under {settings.ctr_home()}"
+    )
+    lines = str(error).strip().splitlines()
+    return (
+        f"the application database did not answer ({where}: {lines[0] if lines else 'no reply'}); "
+        "the purchase cursor stays where it was, so the signals are counted on the first tick "
+        "after it is back"
+    )
+
+
+def _run_key(since: PurchaseCursor, until: PurchaseCursor) -> str:
+    """One key per batch: two batches never share both cursors (the horizon only grows and,
+    at one horizon, the pending xids only shrink)."""
+    digest = hashlib.sha256(f"{since.to_json()}|{until.to_json()}".encode()).hexdigest()[:12]
+    return f"purchases-{since.xid}-{until.xid}-{digest}"
