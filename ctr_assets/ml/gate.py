@@ -171,10 +171,11 @@ def estimate_dispersion(outcomes: Outcomes) -> Dispersion:
     squared = (outcomes.observed - outcomes.predicted) ** 2
     design = np.column_stack([np.ones(n), inverse])
     weights = np.ones(n)
+    floor = 0.05 * float(squared.mean())  # a fitted mean near 0 must not take all the weight
     for _ in range(3):
-        weighted = design * weights[:, None]
-        coefficients = np.linalg.solve(design.T @ weighted, weighted.T @ squared)
-        weights = 1.0 / np.maximum(design @ coefficients, 1e-12) ** 2
+        root = np.sqrt(weights)
+        coefficients = np.linalg.lstsq(design * root[:, None], squared * root, rcond=None)[0]
+        weights = 1.0 / np.maximum(design @ coefficients, floor) ** 2
     phi = float(coefficients[1] / np.mean(p * (1 - p)))
     noise_share = float(np.mean(p * (1 - p) * inverse) / np.mean(squared))
     if noise_share < DISPERSION_MIN_NOISE_SHARE:

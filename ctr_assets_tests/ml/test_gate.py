@@ -159,3 +159,12 @@ def test_the_cusum_catches_a_jump_within_two_days_and_resets_with_a_new_model() 
     assert after.batches == 12
     # a new champion has only its own outcomes: the CUSUM starts again from nothing
     assert not cusum(calm, 0.02, POLICY.cusum_k, POLICY.cusum_h).alarm
+
+
+def test_dispersion_is_estimated_over_many_windows_without_failing() -> None:
+    """Seeded windows where the weighted regression once met a singular system (a fitted
+    mean at or below zero took all the weight)."""
+    rng = np.random.default_rng(2036)  # bench.gate_rates' seed for this world
+    for _ in range(1000):
+        window = draw_window(rng, GateWorld(true_mae=0.0, dispersion=2.0))
+        assert 1.0 <= estimate_dispersion(window).phi <= 4.0
