@@ -27,6 +27,7 @@ from ctr_assets.data.features import (
 )
 from ctr_assets.db.connection import Database
 from ctr_assets.db.read_ahead import read_ahead
+from ctr_assets.faults import pause_point
 
 # Each bad row is counted once, under the first reason it meets, in this order.
 BAD_ROW_REASONS: tuple[str, ...] = (
@@ -92,6 +93,7 @@ def load_training_frame(db: Database, min_impressions: int = 100) -> TrainingDat
         (estimated_rows,) = cur.fetchone()
         cur.execute(training_query(min_impressions))
         with read_ahead(cur.fetch_record_batch()) as batches:
+            pause_point("loading")
             return screen_training_batches(batches, expected_rows=max(0, int(estimated_rows)))
 
 

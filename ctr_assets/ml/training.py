@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from ctr_assets.faults import pause_point
 from ctr_assets.ml.model_inputs import feature_matrix, target
 from ctr_assets.ml.split import holdout_mask, training_split
 
@@ -109,6 +110,7 @@ def train_ctr_model(
         nthread=params.nthread,
         ref=train_matrix,
     )
+    pause_point("training")
     booster = _boost(params, train_matrix, validation_matrix)
     best_iteration = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
     return TrainedModel(
