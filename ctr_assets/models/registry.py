@@ -3,8 +3,10 @@
 A model file is written (XGBoost JSON, fsynced, renamed into place) and registered with
 its checksum before anyone may serve it. The champion is the newest row of
 `champion_history`: promotion and rollback each insert one row under a lock, after
-checking that the champion is still the one the caller compared against. A crash at any
-point before that insert leaves the old champion serving; an orphan file is harmless.
+checking that the champion is still the one the caller compared against and that the
+version's file matches its checksum. A crash at any point before that insert leaves the
+old champion serving; an orphan file is harmless. A champion whose file was damaged
+afterwards is refused with the way out: the most recent earlier champion that verifies.
 """
 
 from __future__ import annotations
@@ -18,8 +20,15 @@ from typing import Any
 import xgboost as xgb
 
 from ctr_assets.db.connection import Database
+from ctr_assets.faults import pause_point
 from ctr_assets.ml.evaluation import HoldoutScore
-from ctr_assets.ml.model_files import load_model, new_version, save_model
+from ctr_assets.ml.model_files import (
+    ModelFileError,
+    load_model,
+    new_version,
+    save_model,
+    verify_model_file,
+)
 from ctr_assets.ml.training import TrainedModel
 
 _CHAMPION_LOCK = 7_316_004_212
@@ -27,6 +36,10 @@ _CHAMPION_LOCK = 7_316_004_212
 
 class ChampionChangedError(RuntimeError):
     """Another check promoted or rolled back while this one was comparing."""
+
+
+class DamagedChampionError(ModelFileError):
+    """The champion's file is missing or altered; the message says the way out."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,27 @@ class ModelRegistry:
             row = cur.fetchone()
         return ModelVersion(*row) if row else None
 
+    def champion_at(self, moment: datetime) -> str | None:
+        """The version that was champion at `moment` (None if there was none yet)."""
+        with self.db.connect() as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT version FROM champion_history WHERE changed_at <= %s "
+                "ORDER BY id DESC LIMIT 1",
+                (moment,),
+            )
+            row = cur.fetchone()
+        return row[0] if row else None
+
+    def versions_created(self, start: datetime, end: datetime) -> list[ModelVersion]:
+        """The versions registered between `start` and `end`, oldest first."""
+        with self.db.connect() as conn, conn.cursor() as cur:
+            cur.execute(
+                f"SELECT {_COLUMNS} FROM model_versions WHERE created_at BETWEEN %s AND %s "
+                "ORDER BY created_at, version",
+                (start, end),
+            )
+            return [ModelVersion(*row) for row in cur.fetchall()]
+
     def get(self, version: str) -> ModelVersion:
         with self.db.connect() as conn, conn.cursor() as cur:
             cur.execute(f"SELECT {_COLUMNS} FROM model_versions WHERE version = %s", (version,))
@@ -98,6 +132,51 @@ class ModelRegistry:
     def load(self, model: ModelVersion) -> xgb.Booster:
         return load_model(Path(model.file_path), model.sha256)
 
+    def verify(self, model: ModelVersion) -> None:
+        """Raises `ModelFileError` unless the model's file is the one that was saved."""
+        verify_model_file(Path(model.file_path), model.sha256)
+
+    def load_champion(self, champion: ModelVersion) -> xgb.Booster:
+        """The champion's booster; a damaged file raises with the way out in words."""
+        try:
+            return self.load(champion)
+        except ModelFileError as error:
+            raise self._damaged(champion, error) from error
+
+    def verify_champion(self, champion: ModelVersion) -> None:
+        """Like `load_champion`, without parsing the model."""
+        try:
+            self.verify(champion)
+        except ModelFileError as error:
+            raise self._damaged(champion, error) from error
+
+    def intact_earlier_champion(self, champion: ModelVersion) -> ModelVersion | None:
+        """The most recent other champion whose file verifies: where a rollback can go."""
+        seen = {champion.version}
+        for change in reversed(self.history()):
+            if change.version in seen:
+                continue
+            seen.add(change.version)
+            candidate = self.get(change.version)
+            try:
+                self.verify(candidate)
+            except ModelFileError:
+                continue
+            return candidate
+        return None
+
+    def _damaged(self, champion: ModelVersion, error: ModelFileError) -> DamagedChampionError:
+        earlier = self.intact_earlier_champion(champion)
+        way_out = (
+            f"`ctr-assets models rollback {earlier.version}` makes the most recent earlier "
+            "champion whose file verifies serve again"
+            if earlier
+            else f"no earlier champion's file verifies: restore {champion.file_path} from a backup"
+        )
+        return DamagedChampionError(
+            f"the champion {champion.version} cannot be used: {error}; {way_out}"
+        )
+
     def register(
         self,
         trained: TrainedModel,
@@ -108,6 +187,7 @@ class ModelRegistry:
         """Saves the file, then records the version (not yet champion)."""
         version = new_version(now)
         saved = save_model(trained.booster, self.directory, version)
+        pause_point("after_model_file")
         with self.db.connect() as conn, conn.cursor() as cur:
             cur.execute(
                 f"INSERT INTO model_versions ({_COLUMNS}) "
@@ -130,7 +210,9 @@ class ModelRegistry:
 
     def promote(self, version: str, expected_champion: str | None, reason: str) -> None:
         """Makes `version` the champion if the champion is still `expected_champion`."""
+        pause_point("before_promotion")
         self._change(version, expected_champion, "promoted", reason)
+        pause_point("after_promotion")
 
     def roll_back(self, version: str, reason: str) -> str | None:
         """Makes an earlier version the champion again; returns the one it replaced."""
@@ -148,6 +230,8 @@ class ModelRegistry:
         return previous
 
     def _change(self, version: str, expected: str | None, action: str, reason: str) -> None:
+        # No champion_history row may point at a file that fails its checksum.
+        self.verify(self.get(version))
         with self.db.connect() as conn, conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_CHAMPION_LOCK,))
             cur.execute("SELECT version FROM champion_history ORDER BY id DESC LIMIT 1")

@@ -22,6 +22,7 @@ from ctr_assets.data.accuracy import AccuracyReport, Maturity
 from ctr_assets.data.training_frame import TrainingData
 from ctr_assets.ml.decision import RetrainPolicy, decide_retrain
 from ctr_assets.ml.evaluation import HoldoutScore, predict_ctr, score_predictions
+from ctr_assets.ml.model_files import ModelFileError
 from ctr_assets.ml.model_inputs import target
 from ctr_assets.ml.promotion import PromotionPolicy, PromotionVerdict, judge_promotion
 from ctr_assets.ml.recency import recency_weights
@@ -152,6 +153,11 @@ def judge_retrain_check(
         )
         accuracy = remeasure(champion_version)
     record = _record_of(accuracy, settings, training, trigger, checked_at, champion, run_id)
+    if champion is not None:
+        try:  # a champion whose file is damaged can be neither served nor compared with
+            registry.verify_champion(champion)
+        except ModelFileError as error:
+            raise RetrainError(replace(record, status="error", reason=str(error))) from error
     decision = decide_retrain(
         accuracy.evidence,
         settings.policy,

@@ -44,7 +44,8 @@ class CTRPredictor:
                 "there is no champion model yet; run `ctr-assets check-retrain` to train one"
             )
         if self._loaded is None or self._loaded[0].version != champion.version:
-            self._loaded = (champion, self.registry.load(champion))
+            # A damaged file is refused, naming the file, its checksum and the way out.
+            self._loaded = (champion, self.registry.load_champion(champion))
         return self._loaded
 
     def predict(self, videos: pa.Table) -> Predictions:
