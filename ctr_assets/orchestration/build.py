@@ -5,6 +5,7 @@ import dagster as dg
 from ctr_assets.orchestration.alerts import SlackAlerts, alert_on_check, alert_on_failure
 from ctr_assets.orchestration.assets import prediction_accuracy, real_training_data, retrain_check
 from ctr_assets.orchestration.automation_settings import AutomationSettings
+from ctr_assets.orchestration.failed_checks import record_failed_check_run
 from ctr_assets.orchestration.jobs import ACCURACY, retrain_check_job
 from ctr_assets.orchestration.resources import CtrDatabase, ModelStore, RetrainSettings
 from ctr_assets.orchestration.schedules import build_daily_schedule
@@ -31,6 +32,7 @@ def build_definitions(
             build_purchase_sensor(automation),
             alert_on_check,
             alert_on_failure,
+            record_failed_check_run,
         ],
         resources={
             "database": CtrDatabase(),

@@ -102,35 +102,55 @@ def ordered(record: dict[str, Any]) -> dict[str, Any]:
 
 def store_decision(db: Database, record: DecisionRecord) -> int:
     """Appends the record to `retrain_decisions`; returns its id."""
+    with db.connect() as conn, conn.cursor() as cur:
+        return _insert(cur, record)
+
+
+def store_decision_once(db: Database, record: DecisionRecord) -> int | None:
+    """Appends the record unless its run already left one; returns its id, or None.
+
+    Checked and inserted under a lock on the run id, so two writers (a sensor tick retried,
+    say) never both record the same run.
+    """
+    if record.run_id is None:
+        raise ValueError("store_decision_once needs the record's run_id")
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (record.run_id,))
+        cur.execute("SELECT 1 FROM retrain_decisions WHERE run_id = %s", (record.run_id,))
+        if cur.fetchone() is not None:
+            return None
+        return _insert(cur, record)
+
+
+def _insert(cur, record: DecisionRecord) -> int:
     values = record.as_json_dict()
     columns = (
         "checked_at, trigger, status, reason, mae, n_samples, threshold, champion_before, "
         "champion_after, mae_before, mae_after, r2_before, r2_after, training_seconds, run_id"
     )
-    with db.connect() as conn, conn.cursor() as cur:
-        cur.execute(
-            f"INSERT INTO retrain_decisions ({columns}, record) VALUES "
-            f"({', '.join(['%s'] * 15)}, %s) RETURNING id",
-            (
-                record.checked_at,
-                record.trigger,
-                record.status,
-                record.reason,
-                record.mae,
-                record.n_samples,
-                record.threshold,
-                record.champion_before,
-                record.champion_after,
-                record.mae_before,
-                record.mae_after,
-                record.r2_before,
-                record.r2_after,
-                record.training_seconds,
-                record.run_id,
-                json.dumps(values),
-            ),
-        )
-        return int(cur.fetchone()[0])
+    cur.execute(
+        f"INSERT INTO retrain_decisions ({columns}, record) VALUES "
+        f"({', '.join(['%s'] * 15)}, %s) RETURNING id",
+        (
+            record.checked_at,
+            record.trigger,
+            record.status,
+            record.reason,
+            record.mae,
+            record.n_samples,
+            record.threshold,
+            record.champion_before,
+            record.champion_after,
+            record.mae_before,
+            record.mae_after,
+            record.r2_before,
+            record.r2_after,
+            record.training_seconds,
+            record.run_id,
+            json.dumps(values),
+        ),
+    )
+    return int(cur.fetchone()[0])
 
 
 def decision_for_run(db: Database, run_id: str) -> dict[str, Any] | None:
