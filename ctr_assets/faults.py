@@ -7,15 +7,14 @@ or until it is killed, which is what the tests in `ctr_assets_tests/faults/` do.
 is a file rather than an environment variable so that one long-running code server can
 hold a run at a different point each time, and let the next run through.
 
-The points, in the order a check reaches them:
+The points, in the order a check reaches them, and what exists when it pauses there:
 
-| point | where | what exists when it pauses |
-|---|---|---|
-| `loading` | `load_training_frame` | the `videos` query streaming, nothing written |
-| `training` | `train_ctr_model` | the matrices built, boosting not begun |
-| `after_model_file` | `ModelRegistry.register` | the model file, fsynced; no version row |
-| `before_promotion` | `ModelRegistry.promote` | the version row; no `champion_history` row |
-| `after_promotion` | `ModelRegistry.promote` | the new champion committed; no decision record |
+- `loading` (`load_training_frame`): the `videos` query streaming; nothing written.
+- `training` (`train_ctr_model`): the matrices built, boosting not begun.
+- `before_promotion` (`ModelRegistry.promote`): the model file and its version row; no
+  `champion_history` row.
+- `after_promotion` (`ModelRegistry.promote`): the new champion committed; no decision
+  record yet.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 
 POINTS_DIRECTORY = "CTR_FAULT_POINTS"
-POINTS = ("loading", "training", "after_model_file", "before_promotion", "after_promotion")
+POINTS = ("loading", "training", "before_promotion", "after_promotion")
 _POLL_SECONDS = 0.05
 
 

@@ -187,7 +187,6 @@ class ModelRegistry:
         """Saves the file, then records the version (not yet champion)."""
         version = new_version(now)
         saved = save_model(trained.booster, self.directory, version)
-        pause_point("after_model_file")
         with self.db.connect() as conn, conn.cursor() as cur:
             cur.execute(
                 f"INSERT INTO model_versions ({_COLUMNS}) "

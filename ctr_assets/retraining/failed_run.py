@@ -4,8 +4,8 @@ A run worker killed with -9 (the OOM killer, a node going away) never reaches th
 stores its record, and a check that failed before deciding (the database down under the
 accuracy query) never had one. Every check that started still gets its record: `error`,
 the cause in words, and what the run left behind, read from the registry: the champion
-when the run started and now (a run can die after committing a promotion), and a
-challenger saved during the run.
+when the run started and when it failed (a run can die after committing a promotion), and
+a challenger saved during the run.
 """
 
 from __future__ import annotations
@@ -27,18 +27,17 @@ def record_failed_check(
 ) -> DecisionRecord | None:
     """Stores an `error` record for the run unless it left one; returns it, or None."""
     before = registry.champion_at(started_at)
-    after = registry.champion()
-    after_version = after.version if after else None
+    after = registry.champion_at(failed_at)
     challengers = [v.version for v in registry.versions_created(started_at, failed_at)]
     challenger = challengers[-1] if challengers else None
-    if before == after_version:
+    if before == after:
         left = f"the champion is unchanged ({before or 'none yet'})"
     else:
         left = (
-            f"the champion was {before or 'none'} when the run started and is "
-            f"{after_version or 'none'} now"
+            f"the champion was {before or 'none'} when the run started and "
+            f"{after or 'none'} when it failed"
         )
-    if challenger and challenger != after_version:
+    if challenger and challenger != after:
         left += f"; challenger {challenger} was saved but never promoted"
     record = DecisionRecord(
         status="error",
@@ -50,7 +49,7 @@ def record_failed_check(
         n_samples=None,
         threshold=threshold,
         champion_before=before,
-        champion_after=after_version,
+        champion_after=after,
         challenger=challenger,
         run_id=run_id,
     )
