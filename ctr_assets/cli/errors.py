@@ -20,6 +20,7 @@ import requests
 from ctr_assets import settings
 from ctr_assets.db.connection import Database, DatabaseUrlError, libpq_url
 from ctr_assets.ml.model_files import ModelFileError
+from ctr_assets.models.registry import DamagedChampionError
 
 EXPECTED_FAILURES = (
     psycopg2.OperationalError,
@@ -72,6 +73,8 @@ def expected_failure(error: BaseException) -> str:
             f"server or point DATABASE_URL at one that runs (now {_database_in_use()}), "
             "then run the command again"
         )
+    elif isinstance(error, DamagedChampionError):
+        line = detail  # names the file, the checksums and the way out already
     elif isinstance(error, ModelFileError):
         line = (
             f"{detail}; `ctr-assets models list` shows the versions and `ctr-assets models "
