@@ -104,6 +104,14 @@ class CheckStack:
             time.sleep(0.1)
         return int(paused.read_text())
 
+    def run_worker(self, run_id: str) -> int:
+        """The pid of the run's worker, as its code server logged it when it started it."""
+        for entry in self.instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+            if (entry.message or "").startswith("Started process for run"):
+                data = entry.dagster_event.engine_event_data
+                return int(data.metadata["pid"].value)
+        raise AssertionError(f"run {run_id} logged no run worker")
+
     def launch(self, trigger: str = "manual", run_config: dict | None = None) -> str:
         """Submits the whole check job to the queue, as the UI or a sensor does."""
         context = self.workspace.create_request_context()

@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -126,6 +127,14 @@ def world(
         _drop(pg_admin_url, app, storage)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has ended; only its exit status waits to be read
+
+
 def _files(registry: ModelRegistry) -> set[str]:
     return {path.name for path in registry.directory.iterdir()}
 
@@ -168,10 +177,15 @@ def test_a_killed_check_fails_frees_its_slot_and_leaves_a_whole_champion_and_a_r
 
     stack.arm(point)
     run_id = stack.launch()
-    worker = stack.paused_pid(point, run_id)
+    paused = stack.paused_pid(point, run_id)
     assert (run_id in stack.slot_holders()) is in_pool  # the slot the kill must not strand
-    os.kill(worker, signal.SIGKILL)
+    os.kill(stack.run_worker(run_id), signal.SIGKILL)
     killed = time.monotonic()
+    # Nothing of the killed run may go on (a step process of its own would train and
+    # promote unseen, after the run was marked failed and its slot given away).
+    while _alive(paused):
+        assert time.monotonic() - killed < 5, f"process {paused} of the killed run lives on"
+        time.sleep(0.05)
     stack.disarm(point)
 
     run = stack.wait_until_finished(run_id, timeout=FAILED_WITHIN_SECONDS)
