@@ -22,7 +22,7 @@ _CRASH_WORDS = (" was terminated by signal ", " unexpectedly exited with code ")
 
 def is_check_run(run: dg.DagsterRun) -> bool:
     """A run that was to record a decision: the whole check job, or any run of the report."""
-    if run.asset_selection is None:
+    if not run.asset_selection:  # None or empty: every asset of the job
         return run.job_name == RETRAIN_CHECK_JOB
     return REPORT in run.asset_selection
 
@@ -45,6 +45,8 @@ def failure_cause(context: dg.RunFailureSensorContext) -> str:
 
 def _first_line(event: dg.DagsterEvent) -> str:
     error = event.step_failure_data.error if event.step_failure_data else None
+    while error is not None and error.cls_name == "DagsterExecutionStepExecutionError":
+        error = error.cause or error.context  # Dagster's wrapper: the step's own error is under it
     text = error.message if error else (event.message or "no message")
     return next((line.strip() for line in text.splitlines() if line.strip()), text)
 
