@@ -281,20 +281,17 @@ _SLICE_SCHEMA = dg.TableSchema(
 
 def _promotion_check(record: DecisionRecord, promote: bool) -> dg.AssetCheckResult:
     """The verdict the promotion obeys, emitted before the promotion happens."""
-    if record.challenger is None:
-        return dg.AssetCheckResult(
-            check_name=PROMOTION_CHECK,
-            asset_key="ctr_model",
-            passed=True,
-            description=f"not judged: no challenger was trained ({record.status})",
-            metadata={"judged": False},
+    if record.challenger is None or record.champion_before is None:
+        why = (
+            f"no challenger was trained ({record.status})"
+            if record.challenger is None
+            else f"{record.challenger} is the first model; there is no champion to beat"
         )
-    if record.champion_before is None:
         return dg.AssetCheckResult(
             check_name=PROMOTION_CHECK,
             asset_key="ctr_model",
             passed=True,
-            description=f"{record.challenger} is the first model; there is no champion to beat",
+            description=f"not judged: {why}",
             metadata={"judged": False},
         )
     slices = [*record.slices, *([record.roas] if record.roas else [])]

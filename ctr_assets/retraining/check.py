@@ -97,30 +97,6 @@ class JudgedCheck:
         )
 
 
-def run_retrain_check(
-    registry: ModelRegistry,
-    accuracy: AccuracyReport,
-    training: TrainingData,
-    settings: CheckSettings,
-    trigger: Trigger,
-    *,
-    run_id: str | None = None,
-    now: datetime | None = None,
-    remeasure: Callable[[str | None], AccuracyReport] | None = None,
-) -> CheckOutcome:
-    """Runs the whole check, promotion included; the caller stores `outcome.record`."""
-    return judge_retrain_check(
-        registry,
-        accuracy,
-        training,
-        settings,
-        trigger,
-        run_id=run_id,
-        now=now,
-        remeasure=remeasure,
-    ).conclude()
-
-
 def judge_retrain_check(
     registry: ModelRegistry,
     accuracy: AccuracyReport,
