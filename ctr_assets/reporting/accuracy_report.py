@@ -52,6 +52,9 @@ class AccuracyReportDocument:
 
     def as_json_dict(self) -> dict[str, Any]:
         values = asdict(self)
+        values["generated_at"] = self.generated_at.isoformat(timespec="seconds")
+        if self.champion_since is not None:
+            values["champion_since"] = self.champion_since.isoformat(timespec="seconds")
         values["period"] = {
             "first_day": self.period.first_day.isoformat(),
             "last_day": self.period.last_day.isoformat(),

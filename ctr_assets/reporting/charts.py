@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
+from math import nan
 from typing import Any
 
 import matplotlib
@@ -17,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 STATUS_COLOURS = {
     "no_retrain_needed": "#4c956c",
@@ -55,6 +57,15 @@ def _days(rows: list[dict[str, Any]]) -> list[date]:
     return [date.fromisoformat(row["day"]) for row in rows]
 
 
+def _legend_outside(axes: plt.Axes, labels: list[str] | None = None) -> None:
+    """The legend to the right of the plot, where it hides no data."""
+    where = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "fontsize": 8, "frameon": False}
+    if labels is None:
+        axes.legend(**where)
+    else:
+        axes.legend(labels, **where)
+
+
 def _date_axis(axes: plt.Axes) -> None:
     axes.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=8))
     axes.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
@@ -69,30 +80,32 @@ def daily_mae(daily: list[dict[str, Any]], threshold: float) -> str | None:
 
     def draw(figure: plt.Figure) -> None:
         axes = figure.add_subplot()
-        days = _days(judged)
-        axes.plot(days, [r["mae"] for r in judged], "o-", ms=3, color=_BLUE, label="observed MAE")
-        banded = [r for r in judged if r["mae_lower_bound"] is not None]
-        if banded:
-            axes.fill_between(
-                _days(banded),
-                [r["mae_lower_bound"] for r in banded],
-                [
-                    r["mae_upper_bound"] if r["mae_upper_bound"] is not None else r["mae"]
-                    for r in banded
-                ],
-                color=_BLUE,
-                alpha=0.2,
-                label="true MAE, confidence interval",
-            )
-        floored = [r for r in judged if r["noise_mae"] is not None]
-        if floored:
-            axes.plot(
-                _days(floored),
-                [r["noise_mae"] for r in floored],
-                ":",
-                color="black",
-                label="noise floor (a perfect model)",
-            )
+        days = _days(daily)  # a day without a figure breaks the lines: no figure is drawn
+
+        def series(name: str) -> list[float]:
+            return [nan if r[name] is None else r[name] for r in daily]
+
+        # No upper bound: the errors sit below a perfect model's noise; shade up to the MAE.
+        upper = [
+            nan
+            if r["mae_lower_bound"] is None
+            else r["mae"]
+            if r["mae_upper_bound"] is None
+            else r["mae_upper_bound"]
+            for r in daily
+        ]
+        axes.plot(days, series("mae"), "o-", ms=3, color=_BLUE, label="observed MAE")
+        axes.fill_between(
+            days,
+            series("mae_lower_bound"),
+            upper,
+            color=_BLUE,
+            alpha=0.2,
+            label="true MAE, confidence interval",
+        )
+        axes.plot(
+            days, series("noise_mae"), ":", color="black", label="noise floor (a perfect model)"
+        )
         retrained = [r for r in judged if r["status"] == "retrained"]
         if retrained:
             axes.scatter(
@@ -108,9 +121,9 @@ def daily_mae(daily: list[dict[str, Any]], threshold: float) -> str | None:
         axes.set_ylim(bottom=0)
         axes.set_ylabel("MAE of CTR")
         _date_axis(axes)
-        axes.legend(loc="upper left", fontsize=8, frameon=False)
+        _legend_outside(axes)
 
-    return _svg("daily-mae", draw, (8, 3.2))
+    return _svg("daily-mae", draw, (9, 3.2))
 
 
 def checks_per_day(days: list[dict[str, Any]]) -> str | None:
@@ -128,10 +141,12 @@ def checks_per_day(days: list[dict[str, Any]]) -> str | None:
                 axes.bar(when, counts, bottom=bottom, color=colour, label=status, width=0.8)
                 bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
         axes.set_ylabel("checks")
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_xlim(when[0] - timedelta(days=1), when[-1] + timedelta(days=1))
         _date_axis(axes)
-        axes.legend(loc="upper left", fontsize=8, frameon=False, ncols=3)
+        _legend_outside(axes)
 
-    return _svg("checks", draw, (8, 2.6))
+    return _svg("checks", draw, (9, 2.4))
 
 
 def promotions(rows: list[dict[str, Any]], threshold: float) -> str | None:
@@ -167,9 +182,9 @@ def promotions(rows: list[dict[str, Any]], threshold: float) -> str | None:
         axes.axhline(threshold, color=_GREY, linestyle="--", label=f"threshold {threshold:g}")
         axes.set_xticks(range(len(usable)), [r["day"] for r in usable])
         axes.set_ylabel("live MAE of CTR")
-        axes.legend(loc="upper left", fontsize=8, frameon=False)
+        _legend_outside(axes)
 
-    return _svg("promotions", draw, (6, 2.8))
+    return _svg("promotions", draw, (7, 2.8))
 
 
 def weekly_samples(weeks: list[dict[str, Any]]) -> str | None:
@@ -187,10 +202,10 @@ def weekly_samples(weeks: list[dict[str, Any]]) -> str | None:
             for w in weeks
         ]
         axes.set_xticks(list(x), labels)
-        axes.legend(["predictions made", "outcomes judged"], fontsize=8, frameon=False)
         axes.set_ylabel("per week")
+        _legend_outside(axes, ["predictions made", "outcomes judged"])
 
-    return _svg("weeks", draw, (6, 2.8))
+    return _svg("weeks", draw, (7, 2.8))
 
 
 def deciles(rows: list[dict[str, Any]], observed_ctr: float | None) -> str | None:
@@ -233,4 +248,4 @@ def deciles(rows: list[dict[str, Any]], observed_ctr: float | None) -> str | Non
             handles, labels = handles + more_handles, labels + more_labels
         axes.legend(handles, labels, loc="upper left", fontsize=8, frameon=False)
 
-    return _svg("deciles", draw, (6, 3))
+    return _svg("deciles", draw, (7, 3.2))

@@ -157,6 +157,7 @@ def definitions(lookback_days: int, confidence: float) -> dict[str, str]:
         ),
         # Reliability.
         "checks": "Retrain checks that judged a day of the period.",
+        "days_checked": "Days of the period judged by at least one check.",
         "by_trigger": "Checks per trigger and outcome.",
         "retrain_success_rate": (
             "Of the checks that set out to train a challenger, the share that finished "
@@ -165,7 +166,10 @@ def definitions(lookback_days: int, confidence: float) -> dict[str, str]:
         "median_training_seconds": "Median wall-clock seconds of a challenger's training.",
         "worst_training_seconds": "Longest training of the period, in seconds.",
         "errors": "Checks that failed, with their reason; the champion was unchanged.",
-        "purchase_signals": "Purchase signals received in the period (each triggers a check).",
+        "purchase_signals": (
+            "Purchase signals received in the period; new ones start a check at the "
+            "purchase sensor's next tick."
+        ),
         # Ranking value.
         "deciles": (
             "The period's judged predictions in ten equal groups by predicted CTR (10: the "
@@ -175,6 +179,8 @@ def definitions(lookback_days: int, confidence: float) -> dict[str, str]:
             "Observed CTR of the top predicted decile divided by the observed CTR of all "
             "judged predictions: how much more the videos ranked highest really got clicked."
         ),
+        "observed_ctr": "Clicks / impressions over every judged outcome of the period.",
+        "observed_roas": "Mean actual ROAS over the judged outcomes of the period with one.",
         "top_decile_roas_lift": (
             "Mean actual ROAS of the top predicted decile divided by the mean actual ROAS of "
             "all judged predictions with one."

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ctr_assets.db.connection import Database
@@ -40,8 +40,8 @@ class GroupRow:
     name: str
     figures: LiveFigures
     predictions: int | None = None  # models: every prediction made, judged or not
-    first_prediction: datetime | None = None
-    last_prediction: datetime | None = None
+    first_day: date | None = None  # models: the days of their first and last prediction
+    last_day: date | None = None
 
 
 @dataclass(frozen=True)
@@ -136,8 +136,8 @@ def accuracy_section(
                 version,
                 live_figures(live.subset(live.model_version == version), settings, f"of {version}"),
                 predictions=count,
-                first_prediction=first,
-                last_prediction=last,
+                first_day=first.astimezone(UTC).date(),
+                last_day=last.astimezone(UTC).date(),
             )
             for version, (first, last, count) in spans.items()
         ],
