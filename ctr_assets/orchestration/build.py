@@ -7,6 +7,7 @@ from ctr_assets.orchestration.assets import prediction_accuracy, real_training_d
 from ctr_assets.orchestration.automation_settings import AutomationSettings
 from ctr_assets.orchestration.failed_checks import record_failed_check_run
 from ctr_assets.orchestration.jobs import ACCURACY, retrain_check_job
+from ctr_assets.orchestration.report_asset import ReportStore, accuracy_report
 from ctr_assets.orchestration.resources import CtrDatabase, ModelStore, RetrainSettings
 from ctr_assets.orchestration.schedules import build_daily_schedule
 from ctr_assets.orchestration.sensors import build_accuracy_sensor, build_purchase_sensor
@@ -21,7 +22,7 @@ def build_definitions(
         lambda spec: (
             spec.replace_attributes(freshness_policy=freshness) if spec.key == ACCURACY else spec
         ),
-        [prediction_accuracy, real_training_data, retrain_check],
+        [prediction_accuracy, real_training_data, retrain_check, accuracy_report],
     )
     return dg.Definitions(
         assets=assets,
@@ -38,6 +39,7 @@ def build_definitions(
             "database": CtrDatabase(),
             "models": ModelStore(),
             "retrain_settings": RetrainSettings(),
+            "reports": ReportStore(),
             "slack_alerts": slack or SlackAlerts(),
         },
     )

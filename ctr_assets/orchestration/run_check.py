@@ -13,6 +13,14 @@ from ctr_assets.orchestration.build import build_definitions
 from ctr_assets.orchestration.resources import CtrDatabase, ModelStore, RetrainSettings
 from ctr_assets.retraining.record import decision_for_run
 
+CHECK_ASSETS = (
+    "prediction_accuracy",
+    "real_training_data",
+    "ctr_model",
+    "champion_model",
+    "retrain_report",
+)
+
 
 @dataclass(frozen=True)
 class CheckRun:
@@ -44,12 +52,15 @@ def run_check_in_process(
     tags: dict[str, str] | None = None,
     retrain_settings: dict[str, Any] | None = None,
 ) -> CheckRun:
-    """Materialises the whole graph once (accuracy, training data, model, report), or the
-    `selection` of it (the rest is read from the latest materializations).
+    """Materialises the check once (accuracy, training data, model, decision report), or
+    the `selection` of the graph (the rest is read from the latest materializations). The
+    accuracy report is not part of a check unless selected: the schedule refreshes it, and
+    `ctr-assets report` writes it on demand.
     `retrain_settings` overrides fields of the `retrain_settings` resource (`gate`, ...)."""
     defs = build_definitions()
     ops: dict[str, Any] = {}
-    selected = set(selection) if selection else {"prediction_accuracy", "ctr_model"}
+    selection = selection or list(CHECK_ASSETS)
+    selected = set(selection)
     if as_of is not None and "prediction_accuracy" in selected:
         ops["prediction_accuracy"] = {"config": {"as_of": as_of.isoformat()}}
     if training_config and "ctr_model" in selected:

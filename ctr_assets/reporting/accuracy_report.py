@@ -9,14 +9,17 @@ check on a day, no champion yet, a short history, no ROAS) is said in words.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from ctr_assets.db.connection import Database
 from ctr_assets.reporting import history, ranking, reliability, sections
 from ctr_assets.reporting.figures import Figure, ReportSettings, definitions
 from ctr_assets.reporting.history import Period, day_judged
+from ctr_assets.reporting.html import render_html
 
 DEFAULT_DAYS = 30
 
@@ -76,6 +79,27 @@ def _plain(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
     return value
+
+
+def report_file_name(period: Period, schema: str | None = None) -> str:
+    """`accuracy-report[-SCHEMA]-LASTDAY.html`: one file per period's last day."""
+    return f"accuracy-report{f'-{schema}' if schema else ''}-{period.last_day}.html"
+
+
+def save_report(document: AccuracyReportDocument, html_path: Path) -> tuple[Path, Path]:
+    """Writes the HTML page and, beside it with the suffix `.json`, the same figures as
+    JSON; each file is written whole or not at all (a temporary file renamed)."""
+    json_path = html_path.with_suffix(".json")
+    values = document.as_json_dict()
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    for path, text in (
+        (json_path, json.dumps(values, indent=2) + "\n"),
+        (html_path, render_html(values)),
+    ):
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(text, encoding="utf-8")
+        temporary.replace(path)
+    return html_path, json_path
 
 
 def default_last_day(db: Database, now: datetime | None = None) -> date:
