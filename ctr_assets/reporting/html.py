@@ -210,7 +210,9 @@ def _learning(d: dict[str, Any]) -> str:
             ]
         )
         reason = escape(learning["trainings"][i]["reason"])
-        trainings.append([f'<span class="why" data-key="{k}.reason">why: {reason}</span>'])
+        trainings.append(
+            [f'<span class="why">why: <span data-key="{k}.reason">{reason}</span></span>']
+        )
     promotions = [
         [
             value(d, f"learning.promotions.{i}.day"),
