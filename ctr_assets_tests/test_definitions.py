@@ -60,6 +60,7 @@ def test_fixed_names_and_lineage() -> None:
         "ctr_model",
         "champion_model",
         "retrain_report",
+        "accuracy_report",
     }
     for key in keys:
         assert graph.get(dg.AssetKey(key)).group_name == "ctr_retraining"
@@ -70,6 +71,12 @@ def test_fixed_names_and_lineage() -> None:
     assert parents("ctr_model") == {"prediction_accuracy", "real_training_data"}
     assert parents("champion_model") == {"ctr_model"}  # where a model becomes champion
     assert {"prediction_accuracy", "ctr_model", "champion_model"} <= parents("retrain_report")
+    assert parents("accuracy_report") == {"retrain_report"}
+    # The daily schedule's job refreshes the report after each check.
+    schedule = defs.resolve_schedule_def("daily_retrain_check")
+    assert schedule.job_name == "retrain_check_job"
+    job_assets = defs.resolve_job_def("retrain_check_job").asset_layer.selected_asset_keys
+    assert dg.AssetKey("accuracy_report") in job_assets
     checks = {key.name for key in graph.asset_check_keys}
     assert {"mae_within_threshold", "challenger_beats_champion"} <= checks
     with warnings.catch_warnings():

@@ -26,6 +26,7 @@ ASSETS = (
     "ctr_model",
     "champion_model",
     "retrain_report",
+    "accuracy_report",
 )
 EDGES = {
     ("prediction_accuracy", "ctr_model"),
@@ -35,6 +36,7 @@ EDGES = {
     ("real_training_data", "retrain_report"),
     ("ctr_model", "retrain_report"),
     ("champion_model", "retrain_report"),
+    ("retrain_report", "accuracy_report"),
 }
 
 

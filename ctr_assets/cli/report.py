@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +13,13 @@ from ctr_assets import settings
 from ctr_assets.cli.arguments import DAYS
 from ctr_assets.cli.checks import _existing_schema
 from ctr_assets.db.schema import open_database
+
+
+def schema_name(ctx: click.Context, param: click.Parameter, text: str | None) -> str | None:
+    """`--schema`: a plain lower-case identifier (checked before the database is opened)."""
+    if text is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", text):
+        raise click.BadParameter(f"{text!r} is not a schema name such as ctr_demo")
+    return text
 
 
 def html_file(ctx: click.Context, param: click.Parameter, text: str | None) -> Path | None:
@@ -53,6 +61,7 @@ def html_file(ctx: click.Context, param: click.Parameter, text: str | None) -> P
 @click.option(
     "--schema",
     default=None,
+    callback=schema_name,
     help="Report on the tables of this schema (ctr_demo: the world `ctr-assets demo` lives in).",
 )
 def report(
