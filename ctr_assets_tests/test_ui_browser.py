@@ -72,7 +72,8 @@ def page() -> Iterator[Page]:
                 "--no-first-run",
             ],
         )
-        yield browser.new_page(viewport={"width": 1400, "height": 900})
+        # Wide enough that the six nodes of the lineage are drawn with their full names.
+        yield browser.new_page(viewport={"width": 1920, "height": 1000})
         browser.close()
 
 
