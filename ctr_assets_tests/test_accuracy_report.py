@@ -134,23 +134,33 @@ def test_without_roas_the_roas_figures_say_so(db: Database) -> None:
 
 
 def test_a_failed_check_is_counted_with_its_reason(db: Database) -> None:
-    add_predictions(db, LAST_DAY - timedelta(days=2), 120, model_version="model-a")
-    add_check(db, LAST_DAY - timedelta(days=2), status="retrained", training_seconds=2.0)
+    add_predictions(db, LAST_DAY - timedelta(days=3), 120, model_version="model-a")
+    add_check(db, LAST_DAY - timedelta(days=3), status="retrained", training_seconds=2.0)
     add_check(
         db,
-        LAST_DAY - timedelta(days=1),
+        LAST_DAY - timedelta(days=2),
         status="rejected",
         trigger="purchase_signals",
         training_seconds=3.0,
     )
-    failure = "observed MAE over threshold; the retrain failed: Invalid Parameter max_depth=-1"
-    add_check(db, LAST_DAY, status="error", trigger="manual", reason=failure)
+    failed_training = "over threshold; the retrain failed: Invalid Parameter max_depth=-1"
+    add_check(
+        db,
+        LAST_DAY - timedelta(days=1),
+        status="error",
+        trigger="manual",
+        reason=failed_training,
+        views={"noise_aware": "retrain", "naive": "retrain"},
+    )
+    died = "the check run 1f2e failed before it recorded a decision: killed by signal 9"
+    add_check(db, LAST_DAY, status="error", reason=died, mae=None, n_samples=None, views={})
 
     values, page = _report(db)
 
     reliability = values["reliability"]
-    assert [e["reason"] for e in reliability["errors"]] == [failure]
-    assert reliability["errors"][0]["day"] == "2026-10-31"
+    assert [e["reason"] for e in reliability["errors"]] == [failed_training, died]
+    assert reliability["errors"][1]["day"] == "2026-10-31"
+    # The run that died before deciding is an error, not a retrain that failed.
     assert reliability["retrain_success_rate"]["value"] == pytest.approx(2 / 3)
     assert reliability["median_training_seconds"]["value"] == pytest.approx(2.5)
     assert reliability["worst_training_seconds"]["value"] == pytest.approx(3.0)
@@ -160,14 +170,18 @@ def test_a_failed_check_is_counted_with_its_reason(db: Database) -> None:
         "retrained": 1,
         "insufficient_data": 0,
         "rejected": 1,
-        "error": 1,
+        "error": 2,
     }
     assert [t["status"] for t in values["learning"]["trainings"]] == [
         "retrained",
         "rejected",
         "error",
     ]
+    assert values["accuracy"]["daily"][-1]["note"] == (
+        "the check failed before it judged the champion (see Errors)"
+    )
     assert "max_depth=-1" in page
+    assert "killed by signal 9" in page
 
 
 def test_period_figures_are_the_gates_own_over_one_model(db: Database) -> None:

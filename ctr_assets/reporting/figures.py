@@ -139,8 +139,8 @@ def definitions(lookback_days: int, confidence: float) -> dict[str, str]:
         "by_model": "The period's figures per model version that served predictions.",
         # Learning.
         "trainings": (
-            "Every check that trained a challenger: hold-out MAE and R² of the champion "
-            "(before) and the challenger (after) on the same videos, and why it ran."
+            "Every check that set out to train a challenger: hold-out MAE and R² of the "
+            "champion (before) and the challenger (after) on the same videos, and why it ran."
         ),
         "improvement_lower": (
             "Lower bound of the challenger's paired hold-out advantage over the champion (at "
@@ -161,7 +161,8 @@ def definitions(lookback_days: int, confidence: float) -> dict[str, str]:
         "by_trigger": "Checks per trigger and outcome.",
         "retrain_success_rate": (
             "Of the checks that set out to train a challenger, the share that finished "
-            "(promoted or rejected on evidence) rather than failed with an error."
+            "(promoted or rejected on evidence) rather than failed; a run that died before "
+            "deciding is an error, not a retrain."
         ),
         "median_training_seconds": "Median wall-clock seconds of a challenger's training.",
         "worst_training_seconds": "Longest training of the period, in seconds.",

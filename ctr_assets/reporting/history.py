@@ -109,6 +109,24 @@ def records_by_day(records: list[dict[str, Any]]) -> dict[date, list[dict[str, A
     return days
 
 
+def set_out_to_train(record: dict[str, Any]) -> bool:
+    """Whether the check set out to train a challenger: it finished one (`retrained`,
+    `rejected`), or it failed (`error`) after its gate said retrain (the check's own
+    failures come only after that decision) or after saving a challenger. A run that died
+    before it decided (its record written for it, `retraining/failed_run.py`) did not."""
+    status = record["status"]
+    if status in ("retrained", "rejected"):
+        return True
+    if status != "error":
+        return False
+    views = record.get("views") or {}
+    first_model = record.get("champion_before") is None and record["reason"].startswith(
+        "no champion yet"
+    )
+    said_retrain = views.get(record.get("gate") or "") == "retrain" or first_model
+    return said_retrain or record.get("challenger") is not None
+
+
 def latest_check_as_of(db: Database) -> datetime | None:
     rows = _rows(
         db,

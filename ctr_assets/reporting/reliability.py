@@ -51,7 +51,8 @@ def reliability_section(
         by_trigger[record["trigger"]][record["status"]] += 1
     statuses = Counter(record["status"] for record in records)
     by_day = history.records_by_day(records)
-    attempts = statuses["retrained"] + statuses["rejected"] + statuses["error"]
+    attempts = sum(history.set_out_to_train(r) for r in records)
+    finished = statuses["retrained"] + statuses["rejected"]
     seconds = [r["training_seconds"] for r in records if r.get("training_seconds") is not None]
     no_training = "no challenger was trained in the period"
     return ReliabilitySection(
@@ -69,7 +70,7 @@ def reliability_section(
             for day in period.dates()
         ],
         retrain_success_rate=figure(
-            ratio(attempts - statuses["error"], attempts),
+            ratio(finished, attempts),
             "no check set out to train a challenger in the period",
         ),
         median_training_seconds=figure(

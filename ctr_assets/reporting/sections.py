@@ -13,9 +13,6 @@ from ctr_assets.reporting.history import LiveOutcomes, Period, Week, day_judged
 from ctr_assets.reporting.live_figures import LiveFigures, live_figures
 from ctr_assets.retraining.backtest import serving_model
 
-TRAINED = ("retrained", "rejected", "error")  # an error is a retrain that failed
-
-
 # Accuracy over the period.
 
 
@@ -61,7 +58,9 @@ def _day_row(day: date, records: list[dict[str, Any]], min_samples: int) -> DayR
     last = records[-1]
     note = None
     if last.get("mae") is None:
-        if last.get("champion_before") is None:
+        if last["status"] == "error":
+            note = "the check failed before it judged the champion (see Errors)"
+        elif last.get("champion_before") is None:
             note = "no champion yet"
         else:
             note = (
@@ -255,7 +254,7 @@ def learning_section(
     db: Database, period: Period, settings: ReportSettings, records: list[dict[str, Any]]
 ) -> LearningSection:
     return LearningSection(
-        trainings=[_training_row(r) for r in records if r["status"] in TRAINED],
+        trainings=[_training_row(r) for r in records if history.set_out_to_train(r)],
         promotions=[
             _promotion_row(db, period, settings, r)
             for r in records
