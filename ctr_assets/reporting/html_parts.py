@@ -136,6 +136,8 @@ td.why, .why { color: var(--muted); font-size: 12px; }
 table.compact td { padding: 2px 6px; }
 figure.chart { margin: 10px 0; }
 figure.chart svg { width: 100%; max-width: 960px; height: auto; }
+figure.chart:is([data-chart="promotions"], [data-chart="weeks"], [data-chart="deciles"]) svg {
+  max-width: 720px; }
 figcaption { color: var(--muted); font-size: 12px; }
 dl.figures { display: grid; grid-template-columns: 240px 1fr; gap: 4px 12px; margin: 8px 0; }
 dl.figures dt { font-weight: 600; } dl.figures dd { margin: 0; }
