@@ -86,7 +86,7 @@ def test_empty_database_says_what_is_missing_in_words(db: Database) -> None:
     )
     assert values["ranking"]["top_decile_ctr_lift"]["value"] is None
     assert "No champion yet" in page
-    assert 'data-chart="' not in page  # no chart drawn from nothing
+    assert '<figure class="chart"' not in page  # no chart drawn from nothing
     assert page.count("data-chart-missing") == 5
 
 
@@ -109,7 +109,36 @@ def test_one_day_of_history(db: Database) -> None:
     assert mae["verdict"] == "met"
     assert headline["ctr_mae_latest"]["value"] == pytest.approx(0.0051)
     assert values["champion"] == "model-a"
-    assert 'data-chart="daily-mae"' in page
+    assert '<figure class="chart" data-chart="daily-mae">' in page
+
+
+def test_each_day_says_why_it_has_no_figure(db: Database) -> None:
+    add_check(
+        db,
+        LAST_DAY - timedelta(days=3),
+        status="retrained",
+        reason="no champion yet",
+        champion_before=None,
+        mae=None,
+        n_samples=None,
+    )
+    add_check(db, LAST_DAY - timedelta(days=2), status="insufficient_data", mae=None, n_samples=0)
+    add_check(db, LAST_DAY - timedelta(days=1), status="insufficient_data", mae=0.03, n_samples=12)
+    add_check(db, LAST_DAY, status="insufficient_data", mae=0.03, n_samples=900)
+
+    values, _ = _report(db)
+
+    notes = [d["note"] for d in values["accuracy"]["daily"][-5:]]
+    assert notes == [
+        "no check",
+        "no champion yet",
+        "not judged: 0 judged predictions of the champion in its window (50 needed)",
+        "not judged: 12 judged predictions of the champion in its window (50 needed)",
+        "the gate said retrain, but there were too few training rows",
+    ]
+    latest = values["accuracy"]["headline"]["ctr_mae_latest"]
+    assert latest["value"] == pytest.approx(0.03)  # 900 judged: the champion was judged
+    assert values["accuracy"]["latest_day"] == "2026-10-31"
 
 
 def test_without_roas_the_roas_figures_say_so(db: Database) -> None:

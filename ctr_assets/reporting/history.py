@@ -70,6 +70,11 @@ def day_judged(as_of: datetime) -> date:
     return (as_of.astimezone(UTC) - timedelta(microseconds=1)).date()
 
 
+def record_day(record: dict[str, Any]) -> date:
+    """The day a stored decision record judged."""
+    return day_judged(datetime.fromisoformat(record["as_of"]))
+
+
 def _params(period: Period, maturity: Maturity) -> dict[str, Any]:
     return {
         "start": period.start,
@@ -105,7 +110,7 @@ def records_by_day(records: list[dict[str, Any]]) -> dict[date, list[dict[str, A
     """The records per day they judged, in order."""
     days: dict[date, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
-        days[day_judged(datetime.fromisoformat(record["as_of"]))].append(record)
+        days[record_day(record)].append(record)
     return days
 
 

@@ -75,6 +75,16 @@ def definition(document: dict[str, Any], name: str) -> str:
     return f'<p class="definition" data-key="definitions.{name}">{words}</p>'
 
 
+def figure_list(d: dict[str, Any], rows: list[tuple[str, str, str, str]]) -> str:
+    """Figures one a line, each with its definition: (name, JSON key, format, definition)."""
+    items = "".join(
+        f"<dt>{escape(name)}</dt><dd>{shown_figure(d, key, kind, target=True)}"
+        f"{definition(d, defined)}</dd>"
+        for name, key, kind, defined in rows
+    )
+    return f'<dl class="figures">{items}</dl>'
+
+
 def table(headers: list[str], rows: list[list[str]], css: str = "") -> str:
     """A table; a row of one cell spans the whole width (a note under the row above)."""
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from ctr_assets.db.connection import Database
 from ctr_assets.reporting import history
 from ctr_assets.reporting.figures import Figure, figure, ratio
-from ctr_assets.reporting.history import Period, day_judged
+from ctr_assets.reporting.history import Period
 from ctr_assets.retraining.record import STATUSES
 
 
@@ -79,7 +79,7 @@ def reliability_section(
         worst_training_seconds=figure(max(seconds) if seconds else None, no_training),
         errors=[
             ErrorRow(
-                day_judged(datetime.fromisoformat(r["as_of"])),
+                history.record_day(r),
                 r["checked_at"],
                 r["trigger"],
                 r["reason"],

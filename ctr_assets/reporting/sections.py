@@ -52,21 +52,27 @@ class AccuracySection:
     by_model: list[GroupRow]
 
 
+def _judged(record: dict[str, Any], min_samples: int) -> bool:
+    """Whether the check judged the champion: it had an MAE over enough predictions."""
+    return record.get("mae") is not None and (record.get("n_samples") or 0) >= min_samples
+
+
 def _day_row(day: date, records: list[dict[str, Any]], min_samples: int) -> DayRow:
     if not records:
         return DayRow(day, 0, None, None, None, None, None, None, None, "no check")
     last = records[-1]
     note = None
-    if last.get("mae") is None:
-        if last["status"] == "error":
-            note = "the check failed before it judged the champion (see Errors)"
-        elif last.get("champion_before") is None:
-            note = "no champion yet"
-        else:
-            note = (
-                f"not judged: {last.get('n_samples') or 0} judged predictions of the "
-                f"champion in its window ({min_samples} needed)"
-            )
+    if last.get("mae") is None and last["status"] == "error":
+        note = "the check failed before it judged the champion (see Errors)"
+    elif last.get("champion_before") is None:
+        note = "no champion yet"
+    elif not _judged(last, min_samples):
+        note = (
+            f"not judged: {last.get('n_samples') or 0} judged predictions of the "
+            f"champion in its window ({min_samples} needed)"
+        )
+    elif last["status"] == "insufficient_data":
+        note = "the gate said retrain, but there were too few training rows"
     return DayRow(
         day=day,
         checks=len(records),
@@ -86,11 +92,9 @@ def accuracy_section(
 ) -> AccuracySection:
     live = history.judged_outcomes(db, period.start, period.end, settings.maturity)
     overall = live_figures(live, settings, "in the period")
-    daily = [
-        _day_row(day, history.records_by_day(records).get(day, []), settings.min_samples)
-        for day in period.dates()
-    ]
-    judged = [r for r in records if r.get("mae") is not None]
+    by_day = history.records_by_day(records)
+    daily = [_day_row(day, by_day.get(day, []), settings.min_samples) for day in period.dates()]
+    judged = [r for r in records if _judged(r, settings.min_samples)]
     latest = judged[-1] if judged else None
     if latest is not None:
         latest_mae = figure(
@@ -122,7 +126,7 @@ def accuracy_section(
             "n_samples": figure(overall.n_samples, ""),
             "roas_samples": figure(overall.roas_samples, ""),
         },
-        latest_day=day_judged(datetime.fromisoformat(latest["as_of"])) if latest else None,
+        latest_day=history.record_day(latest) if latest else None,
         latest_champion=latest.get("champion_before") if latest else None,
         daily=daily,
         days_without_check=[row.day for row in daily if row.checks == 0],
@@ -185,7 +189,7 @@ class LearningSection:
 def _training_row(record: dict[str, Any]) -> TrainingRow:
     improvement = record.get("improvement") or {}
     return TrainingRow(
-        day=day_judged(datetime.fromisoformat(record["as_of"])),
+        day=history.record_day(record),
         trigger=record["trigger"],
         status=record["status"],
         champion_before=record.get("champion_before"),
