@@ -141,7 +141,8 @@ table { border-collapse: collapse; width: 100%; margin: 6px 0 4px; font-size: 12
 th { text-align: left; color: var(--muted); font-weight: 600; border-bottom: 1px solid var(--ink);
      padding: 4px 6px; }
 td { border-bottom: 1px solid var(--line); padding: 4px 6px; vertical-align: top; }
-tr.note td { border-top: none; padding-top: 0; }
+td:first-child { white-space: nowrap; }
+tr.note td { white-space: normal;  border-top: none; padding-top: 0; }
 td.why, .why { color: var(--muted); font-size: 12px; }
 table.compact td { padding: 2px 6px; }
 figure.chart { margin: 10px 0; }
