@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import traceback
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -101,6 +102,11 @@ class CommandLine(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            # The reader went away (`ctr-assets report | head`): nothing failed here. Point
+            # stdout at /dev/null so Python's exit flush does not fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(0)
         except EXPECTED_FAILURES as error:
             if ctx.params.get("verbose"):
                 click.echo(scrub(traceback.format_exc()).rstrip(), err=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -275,3 +276,22 @@ def test_simulate_with_accepted_arguments_still_fills_the_database(
     assert summary["days"] == 1
     assert summary["videos_inserted_or_refreshed"] == 1
     populate(db, small_world())  # and the database it wrote is an ordinary one
+
+
+def test_a_reader_that_goes_away_is_no_error(db: Database, tmp_path: Path) -> None:
+    """`ctr-assets backtest | head -1`: the pipe closes early; nothing failed."""
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
+    env.update(CTR_HOME=str(tmp_path / "home"), DATABASE_URL=db.url)
+    done = subprocess.run(
+        f"{shlex.quote(str(Path(sys.executable).parent / 'ctr-assets'))} backtest --days 150 "
+        "| head -1",
+        shell=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.stdout.startswith("day")
+    assert "Error" not in done.stderr
+    assert "Broken pipe" not in done.stderr
