@@ -112,3 +112,19 @@ def test_redacted_url_hides_the_password() -> None:
     assert "s3cret" not in db.redacted_url()
     assert db.redacted_url() == "postgresql://app:***@db:5432/ctr"
     assert db.sqlalchemy_url == "postgresql+psycopg2://app:s3cret@db:5432/ctr"
+
+
+def test_db_init_names_what_it_applied_then_nothing(empty_db: Database) -> None:
+    from click.testing import CliRunner
+
+    from ctr_assets.cli import main
+
+    env = {"DATABASE_URL": empty_db.url}
+    first = CliRunner().invoke(main, ["db", "init"], env=env)
+    again = CliRunner().invoke(main, ["db", "init"], env=env)
+
+    assert first.exit_code == 0, first.output
+    versions = ", ".join(version for version, _ in migration_files())
+    assert f"applied now: {versions}" in first.output
+    assert again.exit_code == 0, again.output
+    assert "applied now: nothing" in again.output

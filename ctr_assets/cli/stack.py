@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from ctr_assets.cli.arguments import resolvable_host
-from ctr_assets.db.schema import migrate, open_database
+from ctr_assets.db.connection import Database
+from ctr_assets.db.schema import migrate
 from ctr_assets.simulation.populate import populate
 from ctr_assets.simulation.world import WorldSpec
 
@@ -18,7 +19,7 @@ def db() -> None:
 @db.command("init")
 def db_init() -> None:
     """Creates or upgrades the schema; safe to run any number of times."""
-    database = open_database()
+    database = Database.from_environment()
     applied = migrate(database)
     click.echo(f"database: {database.redacted_url()}")
     click.echo(f"schema up to date; applied now: {', '.join(applied) or 'nothing'}")
