@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _POLL_SECONDS = 0.5
+_LOSS_NOTICED_SECONDS = 3.0  # how long a failure waits for the scheduler to see a lost worker
 _TRAINING, _VALIDATION, _HOLDOUT = 0, 1, 2
 
 
@@ -232,11 +233,14 @@ class ClusterTrainingSet:
                 early_stopping_rounds=params.early_stopping_rounds,
                 verbose_eval=False,
                 callbacks=[PausePoint()],
+                # A worker waiting on a dead peer gives up, rather than hold its thread.
+                coll_cfg=xgb.collective.Config(timeout=int(self.settings.timeout_seconds)),
             )
         except xgb.core.XGBoostError as error:
-            message = str(error).split("Stack trace:")[0].strip()
+            message = " ".join(str(error).split("Stack trace:")[0].split())
             raise TrainingError(
-                f"XGBoost failed to train on the cluster: {message} (check the XGBoost parameters)"
+                f"XGBoost failed to train on the cluster: {message} (check the XGBoost "
+                "parameters and the workers' logs)"
             ) from error
         booster: xgb.Booster = output["booster"]
         best_iteration = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
@@ -413,6 +417,16 @@ def _within_deadline(
         except BaseException as error:  # handed to the waiting thread
             outcome["error"] = error
 
+    def lost() -> ClusterError | None:
+        gone = workers - set(client.scheduler_info(n_workers=-1)["workers"])
+        if not gone:
+            return None
+        return ClusterError(
+            f"{what} failed: Dask worker {', '.join(sorted(gone))} left the cluster while "
+            "it held training data (killed, out of memory, or its machine went away); the "
+            "champion is unchanged; see that worker's log, then run the check again"
+        )
+
     thread = threading.Thread(target=run, name="ctr-cluster-work", daemon=True)
     started = time.monotonic()
     thread.start()
@@ -420,13 +434,8 @@ def _within_deadline(
         thread.join(_POLL_SECONDS)
         if not thread.is_alive():
             break
-        gone = workers - set(client.scheduler_info(n_workers=-1)["workers"])
-        if gone:
-            raise ClusterError(
-                f"{what} failed: Dask worker {', '.join(sorted(gone))} left the cluster while "
-                "it held training data (killed, out of memory, or its machine went away); the "
-                "champion is unchanged; see that worker's log, then run the check again"
-            )
+        if (error := lost()) is not None:
+            raise error
         if time.monotonic() - started > settings.timeout_seconds:
             raise ClusterError(
                 f"{what} did not finish within {settings.timeout_seconds:g} s; the champion "
@@ -435,6 +444,13 @@ def _within_deadline(
                 "training_cluster)"
             )
     if "error" in outcome:
+        # A peer's death reaches the survivors' collective as a socket error, often before
+        # the scheduler has removed the dead worker: name the cause, not the symptom.
+        deadline = time.monotonic() + _LOSS_NOTICED_SECONDS
+        while time.monotonic() < deadline:
+            if (error := lost()) is not None:
+                raise error from outcome["error"]
+            time.sleep(_POLL_SECONDS)
         raise outcome["error"]
     return outcome["result"]
 
