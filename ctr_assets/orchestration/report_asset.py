@@ -113,7 +113,7 @@ def accuracy_report(
     database: CtrDatabase,
     retrain_settings: RetrainSettings,
     reports: ReportStore,
-) -> dg.Output[dict[str, Any]]:
+) -> dg.MaterializeResult:
     """The accuracy report a person outside the ML team can read: the days up to the
     latest check's, with the live accuracy against its targets, every retrain and
     promotion, the checks' reliability and the ranking value; one self-contained HTML
@@ -128,4 +128,4 @@ def accuracy_report(
         report_settings(retrain_settings, config.roas_accuracy_target, config.r2_target),
     )
     html, json = save_report(document, reports.folder() / report_file_name(period))
-    return dg.Output(document.as_json_dict(), metadata=report_metadata(document, html, json))
+    return dg.MaterializeResult(metadata=report_metadata(document, html, json))
