@@ -23,11 +23,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 import xgboost as xgb
-from distributed import Client, Future
 
 from ctr_assets.cluster.snapshot import exported_snapshot, partition_count, table_parts
 from ctr_assets.data.features import FEATURES, TARGET
@@ -38,6 +37,9 @@ from ctr_assets.ml.recency import recency_weights
 from ctr_assets.ml.split import holdout_mask, training_split
 from ctr_assets.ml.training import TrainedModel, TrainingError, TrainingParams
 from ctr_assets.retraining.training_set import FittedChallenger, holdout_predictions
+
+if TYPE_CHECKING:  # distributed is imported when a cluster is used, not with the code location
+    from distributed import Client, Future
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +68,8 @@ class ClusterSettings:
 @contextlib.contextmanager
 def cluster_client(settings: ClusterSettings) -> Iterator[Client]:
     """A client of the scheduler at `settings.address`, once `min_workers` have joined."""
+    from distributed import Client
+
     try:
         client = Client(
             settings.address, timeout=settings.worker_wait_seconds, set_as_default=False

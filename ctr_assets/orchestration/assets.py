@@ -70,7 +70,10 @@ class TrainingConfig(dg.Config):
     seed: int = Field(
         default=_DEFAULTS.seed, description="Random seed: same data and seed, same model."
     )
-    nthread: int = Field(default=_DEFAULTS.nthread, description="Threads XGBoost may use.")
+    nthread: int = Field(
+        default=_DEFAULTS.nthread,
+        description="Threads XGBoost may use in process (on a cluster, each worker's own).",
+    )
     extra_params: dict[str, Any] = Field(
         default_factory=dict, description="Further raw XGBoost parameters; they win."
     )
