@@ -11,6 +11,7 @@ concatenation and no second copy of it in memory.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -62,8 +63,12 @@ class TrainingData:
         return sum(self.bad_rows.values())
 
 
-def training_query(min_impressions: int) -> str:
-    """Eligible videos, plus rows whose counts are NULL or negative so they get counted."""
+def training_query(min_impressions: int, part: str | None = None) -> str:
+    """Eligible videos, plus rows whose counts are NULL or negative so they get counted.
+
+    `part` is a further SQL condition that selects one partition of `videos` (a block
+    range, see `ctr_assets.cluster.snapshot`); unset, the whole table.
+    """
     if int(min_impressions) < 1:
         raise ValueError(f"min_impressions must be at least 1, got {min_impressions}")
     columns = ", ".join(
@@ -79,22 +84,52 @@ def training_query(min_impressions: int) -> str:
             f"NOT {_CREATED_AT_HELD} AS created_at_invalid",
         ]
     )
-    return (
-        f"SELECT {columns} FROM videos "
-        f"WHERE impressions >= {int(min_impressions)} "
-        "OR impressions IS NULL OR impressions < 0"
-    )
+    eligible = f"(impressions >= {int(min_impressions)} OR impressions IS NULL OR impressions < 0)"
+    where = eligible if part is None else f"({part}) AND {eligible}"
+    return f"SELECT {columns} FROM videos WHERE {where}"
 
 
-def load_training_frame(db: Database, min_impressions: int = 100) -> TrainingData:
-    """Reads `videos` into the frame the model trains on, one Arrow batch at a time."""
+@dataclass(frozen=True)
+class TablePart:
+    """One partition of `videos` as seen by an exported snapshot: what a cluster worker reads.
+
+    `condition` selects the partition's rows (a block range); `snapshot_id` is the value of
+    `pg_export_snapshot()` in the coordinator's still-open transaction, so that every part
+    sees the same rows; `share` is the part's expected fraction of the table.
+    """
+
+    snapshot_id: str
+    condition: str
+    share: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not _SNAPSHOT_ID.fullmatch(self.snapshot_id):
+            raise ValueError(f"not an exported snapshot id: {self.snapshot_id!r}")
+
+
+_SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
+
+
+def load_training_frame(
+    db: Database, min_impressions: int = 100, part: TablePart | None = None
+) -> TrainingData:
+    """Reads `videos` (or one `part` of it) into the frame the model trains on, one Arrow
+    batch at a time. Both modes, in process and on a cluster, read and screen through here."""
     with db.connect_arrow() as conn, conn.cursor() as cur:
+        if part is not None:
+            # ADBC has begun a transaction; it takes the coordinator's snapshot before any
+            # query, as PostgreSQL requires.
+            cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cur.execute(f"SET TRANSACTION SNAPSHOT '{part.snapshot_id}'")
         cur.execute(_ESTIMATED_VIDEOS)
         (estimated_rows,) = cur.fetchone()
-        cur.execute(training_query(min_impressions))
+        share = 1.0 if part is None else part.share
+        cur.execute(training_query(min_impressions, None if part is None else part.condition))
         with read_ahead(cur.fetch_record_batch()) as batches:
             pause_point("loading")
-            return screen_training_batches(batches, expected_rows=max(0, int(estimated_rows)))
+            return screen_training_batches(
+                batches, expected_rows=max(0, int(int(estimated_rows) * share))
+            )
 
 
 # The planner's row count of `videos` (-1 if never analyzed): the frame's likely size.

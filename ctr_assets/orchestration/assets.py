@@ -8,11 +8,17 @@ import dagster as dg
 from pydantic import Field
 
 from ctr_assets.data.accuracy import AccuracyReport
-from ctr_assets.data.training_frame import TrainingData, load_training_frame
 from ctr_assets.ml.decision import decide_retrain
 from ctr_assets.ml.training import TrainingParams
 from ctr_assets.models.registry import ModelVersion
-from ctr_assets.orchestration.resources import CtrDatabase, ModelStore, RetrainSettings
+from ctr_assets.orchestration.resources import (
+    CtrDatabase,
+    ModelStore,
+    RetrainSettings,
+    TrainingCluster,
+)
+from ctr_assets.orchestration.training_data import describe_training_data, described_bad_rows
+from ctr_assets.orchestration.upstream import upstream_description
 from ctr_assets.reporting.plots import accuracy_trend_png, holdout_scatter_png
 from ctr_assets.retraining.check import RetrainError, judge_retrain_check
 from ctr_assets.retraining.measure import measure_champion
@@ -64,7 +70,10 @@ class TrainingConfig(dg.Config):
     seed: int = Field(
         default=_DEFAULTS.seed, description="Random seed: same data and seed, same model."
     )
-    nthread: int = Field(default=_DEFAULTS.nthread, description="Threads XGBoost may use.")
+    nthread: int = Field(
+        default=_DEFAULTS.nthread,
+        description="Threads XGBoost may use in process (on a cluster, each worker's own).",
+    )
     extra_params: dict[str, Any] = Field(
         default_factory=dict, description="Further raw XGBoost parameters; they win."
     )
@@ -130,8 +139,10 @@ def prediction_accuracy(
         retrain_settings.lookback_days,
         retrain_settings.maturity(),
     )
-    yield dg.Output(report, metadata=accuracy_metadata(report, retrain_settings.mae_threshold))
-    yield _mae_check_result(report, retrain_settings)
+    return dg.MaterializeResult(
+        metadata=accuracy_metadata(report, retrain_settings.mae_threshold),
+        check_results=[_mae_check_result(report, retrain_settings)],
+    )
 
 
 def accuracy_metadata(report: AccuracyReport, threshold: float) -> dict[str, Any]:
@@ -203,30 +214,20 @@ def _mae_check_result(report: AccuracyReport, settings: RetrainSettings) -> dg.A
     )
 
 
-@dg.asset(group_name=GROUP, kinds={"postgres", "pandas"}, owners=OWNERS)
+@dg.asset(group_name=GROUP, kinds={"postgres", "dask"}, owners=OWNERS)
 def real_training_data(
-    context: dg.AssetExecutionContext, database: CtrDatabase, retrain_settings: RetrainSettings
-) -> dg.Output[TrainingData]:
+    context: dg.AssetExecutionContext,
+    database: CtrDatabase,
+    retrain_settings: RetrainSettings,
+    training_cluster: TrainingCluster,
+) -> dg.MaterializeResult:
     """One row per video with enough impressions, target CTR = clicks / impressions, read
-    from `videos` through Arrow; bad rows are counted per reason and left out."""
-    data = load_training_frame(database.open(), retrain_settings.min_impressions)
-    return dg.Output(
-        data,
-        metadata={
-            "dagster/row_count": len(data.frame),
-            "rows_read": data.rows_read,
-            "bad_rows": data.bad_row_total,
-            **{f"bad_rows/{reason}": count for reason, count in data.bad_rows.items()},
-            "bad_rows_by_reason": dg.MetadataValue.table(
-                records=[
-                    dg.TableRecord({"reason": r, "rows": c}) for r, c in data.bad_rows.items()
-                ],
-                schema=dg.TableSchema(
-                    columns=[dg.TableColumn("reason", "string"), dg.TableColumn("rows", "int")]
-                ),
-            ),
-            "min_impressions": retrain_settings.min_impressions,
-        },
+    from `videos` through Arrow (on the Dask cluster's workers when one is set); bad rows
+    are counted per reason and left out. Describes the data; the training step reads it."""
+    return dg.MaterializeResult(
+        metadata=describe_training_data(
+            database.open(), retrain_settings.min_impressions, training_cluster
+        )
     )
 
 
@@ -242,6 +243,7 @@ def _report_metadata(record: DecisionRecord) -> dict[str, Any]:
         "status": dg.MetadataValue.text(record.status),
         "reason": dg.MetadataValue.text(record.reason),
         "trigger": dg.MetadataValue.text(record.trigger),
+        "as_of": dg.MetadataValue.text(record.as_of.isoformat()),
         "gate": dg.MetadataValue.text(record.gate or "none"),
         "mae": _number(record.mae),
         "noise_mae": _number(record.noise_mae),
@@ -331,53 +333,47 @@ def _promotion_check(record: DecisionRecord, promote: bool) -> dg.AssetCheckResu
 
 
 @dg.multi_asset(
-    outs={
-        "ctr_model": dg.AssetOut(
+    specs=[
+        dg.AssetSpec(
+            "ctr_model",
             group_name=GROUP,
             kinds={"xgboost"},
             owners=OWNERS,
-            is_required=False,
+            skippable=True,
+            deps=["prediction_accuracy", "real_training_data"],
             description=(
                 "A challenger: an XGBoost CTR regressor trained on real_training_data, "
                 "materialised only when the retrain gate says so, and judged against the "
-                "champion on the same hold-out videos (check challenger_beats_champion)."
+                "champion on the same hold-out videos (check challenger_beats_champion). "
+                "The file and its record are in the model registry."
             ),
         ),
-        "champion_model": dg.AssetOut(
+        dg.AssetSpec(
+            "champion_model",
             group_name=GROUP,
             kinds={"xgboost"},
             owners=OWNERS,
-            is_required=False,
+            skippable=True,
+            deps=["ctr_model"],
             description=(
                 "The model that serves predictions. Materialised when a challenger becomes "
                 "champion: only after its paired advantage on the hold-out exceeded noise "
                 "and no platform got clearly worse."
             ),
         ),
-        "retrain_report": dg.AssetOut(
+        dg.AssetSpec(
+            "retrain_report",
             group_name=GROUP,
             kinds={"postgres"},
             owners=OWNERS,
+            deps=["prediction_accuracy", "real_training_data", "ctr_model", "champion_model"],
             description=(
                 "One decision record per check (no_retrain_needed, retrained, "
-                "insufficient_data, rejected, error) with the evidence behind it."
+                "insufficient_data, rejected, error) with the evidence behind it; stored in "
+                "retrain_decisions."
             ),
         ),
-    },
-    ins={
-        "prediction_accuracy": dg.AssetIn("prediction_accuracy"),
-        "real_training_data": dg.AssetIn("real_training_data"),
-    },
-    internal_asset_deps={
-        "ctr_model": {dg.AssetKey("prediction_accuracy"), dg.AssetKey("real_training_data")},
-        "champion_model": {dg.AssetKey("ctr_model")},
-        "retrain_report": {
-            dg.AssetKey("prediction_accuracy"),
-            dg.AssetKey("real_training_data"),
-            dg.AssetKey("ctr_model"),
-            dg.AssetKey("champion_model"),
-        },
-    },
+    ],
     check_specs=[
         dg.AssetCheckSpec(
             PROMOTION_CHECK,
@@ -394,46 +390,50 @@ def _promotion_check(record: DecisionRecord, promote: bool) -> dg.AssetCheckResu
 def retrain_check(
     context: dg.AssetExecutionContext,
     config: TrainingConfig,
-    prediction_accuracy: AccuracyReport,
-    real_training_data: TrainingData,
     database: CtrDatabase,
     models: ModelStore,
     retrain_settings: RetrainSettings,
+    training_cluster: TrainingCluster,
 ):
-    """Decides whether to retrain, trains and judges a challenger when it should, promotes
-    it only on evidence, and records the decision."""
+    """Decides whether to retrain, trains and judges a challenger when it should (reading
+    the training data itself, in process or on the cluster), promotes it only on evidence,
+    and records the decision."""
     db = database.open()
     settings = retrain_settings.check_settings(config.params())
     registry = models.registry(db)
+    accuracy_described = upstream_description(context.instance, "prediction_accuracy")
+    training_described = upstream_description(context.instance, "real_training_data")
+    as_of = datetime.fromisoformat(str(accuracy_described["as_of"]))
+    measured = accuracy_described.get("champion")
 
-    def remeasure(version: str | None) -> AccuracyReport:
+    def measure(version: str | None) -> AccuracyReport:
         return measure_champion(
-            db,
-            version,
-            prediction_accuracy.as_of,
-            settings.policy,
-            settings.lookback_days,
-            settings.maturity,
+            db, version, as_of, settings.policy, settings.lookback_days, settings.maturity
         )
 
     try:
-        judged = judge_retrain_check(
-            registry,
-            prediction_accuracy,
-            real_training_data,
-            settings,
-            _trigger(context),
-            run_id=context.run.run_id,
-            remeasure=remeasure,
-        )
+        with training_cluster.source(
+            db, retrain_settings.min_impressions, described_bad_rows(training_described)
+        ) as training:
+            judged = judge_retrain_check(
+                registry,
+                # The accuracy the upstream step described, measured again as of the same
+                # moment: the same rows, so the same evidence (no pickled copy is passed).
+                measure(None if measured in (None, "none yet") else str(measured)),
+                training,
+                settings,
+                _trigger(context),
+                run_id=context.run.run_id,
+                remeasure=measure,
+            )
         if judged.outcome.challenger is not None:
-            yield _model_output(judged.outcome.challenger, promoted=judged.promote)
+            yield _model_result(judged.outcome.challenger, promoted=judged.promote)
         yield _promotion_check(judged.outcome.record, judged.promote)
         outcome = judged.conclude()
     except RetrainError as error:
         store_decision(db, error.record)
-        yield dg.Output(
-            error.record, output_name="retrain_report", metadata=_report_metadata(error.record)
+        yield dg.MaterializeResult(
+            asset_key="retrain_report", metadata=_report_metadata(error.record)
         )
         raise dg.Failure(
             description=f"retrain failed, the champion is unchanged: {error.record.reason}",
@@ -443,9 +443,8 @@ def retrain_check(
     record = outcome.record
     store_decision(db, record)
     if record.status == "retrained" and outcome.challenger is not None:
-        yield dg.Output(
-            outcome.challenger.version,
-            output_name="champion_model",
+        yield dg.MaterializeResult(
+            asset_key="champion_model",
             metadata={
                 "version": outcome.challenger.version,
                 "previous": record.champion_before or "none",
@@ -461,13 +460,12 @@ def retrain_check(
     metadata["accuracy_trend"] = _image(
         accuracy_trend_png(recent_decisions(db, 60), record.threshold)
     )
-    yield dg.Output(record, output_name="retrain_report", metadata=metadata)
+    yield dg.MaterializeResult(asset_key="retrain_report", metadata=metadata)
 
 
-def _model_output(model: ModelVersion, promoted: bool) -> dg.Output:
-    return dg.Output(
-        model,
-        output_name="ctr_model",
+def _model_result(model: ModelVersion, promoted: bool) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        asset_key="ctr_model",
         metadata={
             "version": model.version,
             "to_be_promoted": promoted,

@@ -8,7 +8,12 @@ from ctr_assets.orchestration.automation_settings import AutomationSettings
 from ctr_assets.orchestration.failed_checks import record_failed_check_run
 from ctr_assets.orchestration.jobs import ACCURACY, retrain_check_job
 from ctr_assets.orchestration.report_asset import ReportStore, accuracy_report
-from ctr_assets.orchestration.resources import CtrDatabase, ModelStore, RetrainSettings
+from ctr_assets.orchestration.resources import (
+    CtrDatabase,
+    ModelStore,
+    RetrainSettings,
+    TrainingCluster,
+)
 from ctr_assets.orchestration.schedules import build_daily_schedule
 from ctr_assets.orchestration.sensors import build_accuracy_sensor, build_purchase_sensor
 
@@ -39,6 +44,7 @@ def build_definitions(
             "database": CtrDatabase(),
             "models": ModelStore(),
             "retrain_settings": RetrainSettings(),
+            "training_cluster": TrainingCluster(),
             "reports": ReportStore(),
             "slack_alerts": slack or SlackAlerts(),
         },

@@ -1,5 +1,6 @@
 """The accuracy report as an asset: refreshed after each scheduled check and on demand."""
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from pydantic import Field
 from ctr_assets import settings
 from ctr_assets.orchestration.assets import GROUP, OWNERS
 from ctr_assets.orchestration.resources import CtrDatabase, RetrainSettings
+from ctr_assets.orchestration.upstream import upstream_description
 from ctr_assets.reporting.accuracy_report import (
     DEFAULT_DAYS,
     AccuracyReportDocument,
@@ -18,7 +20,6 @@ from ctr_assets.reporting.accuracy_report import (
 )
 from ctr_assets.reporting.figures import Figure, ReportSettings
 from ctr_assets.reporting.history import Period, day_judged
-from ctr_assets.retraining.record import DecisionRecord
 
 
 class ReportConfig(dg.Config):
@@ -104,24 +105,27 @@ def report_metadata(document: AccuracyReportDocument, html: Path, json: Path) ->
     group_name=GROUP,
     kinds={"postgres", "html"},
     owners=OWNERS,
-    ins={"retrain_report": dg.AssetIn("retrain_report")},
+    deps=["retrain_report"],
 )
 def accuracy_report(
+    context: dg.AssetExecutionContext,
     config: ReportConfig,
-    retrain_report: DecisionRecord,
     database: CtrDatabase,
     retrain_settings: RetrainSettings,
     reports: ReportStore,
-) -> dg.Output[dict[str, Any]]:
+) -> dg.MaterializeResult:
     """The accuracy report a person outside the ML team can read: the days up to the
     latest check's, with the live accuracy against its targets, every retrain and
     promotion, the checks' reliability and the ranking value; one self-contained HTML
     file (path in the metadata) and the same figures as JSON."""
-    period = Period.ending(day_judged(retrain_report.as_of), config.days)
+    latest_check = upstream_description(context.instance, "retrain_report")
+    period = Period.ending(
+        day_judged(datetime.fromisoformat(str(latest_check["as_of"]))), config.days
+    )
     document = build_report(
         database.open(),
         period,
         report_settings(retrain_settings, config.roas_accuracy_target, config.r2_target),
     )
     html, json = save_report(document, reports.folder() / report_file_name(period))
-    return dg.Output(document.as_json_dict(), metadata=report_metadata(document, html, json))
+    return dg.MaterializeResult(metadata=report_metadata(document, html, json))

@@ -1,7 +1,11 @@
-"""Resources: the database, the model store, and the retrain policy operators tune."""
+"""Resources: the database, the model store, the retrain policy operators tune, and the
+cluster training may run on."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -9,6 +13,7 @@ import dagster as dg
 from pydantic import Field
 
 from ctr_assets import settings
+from ctr_assets.cluster.training import ClusterSettings, ClusterSource
 from ctr_assets.data.accuracy import Maturity
 from ctr_assets.db.connection import Database, libpq_url
 from ctr_assets.db.schema import migrate
@@ -17,6 +22,7 @@ from ctr_assets.ml.promotion import PromotionPolicy
 from ctr_assets.ml.training import MIN_TRAINING_ROWS, TrainingParams
 from ctr_assets.models.registry import ModelRegistry
 from ctr_assets.retraining.check import CheckSettings
+from ctr_assets.retraining.training_set import InProcessSource, TrainingSource
 
 _migrated: set[str] = set()
 
@@ -179,3 +185,74 @@ class RetrainSettings(dg.ConfigurableResource):
             recency_half_life_days=self.recency_half_life_days,
             training=training,
         )
+
+
+SCHEDULER_ADDRESS_VARIABLE = "CTR_DASK_SCHEDULER_ADDRESS"
+
+
+class TrainingCluster(dg.ConfigurableResource):
+    """Where the training data is read and the challenger trained: in this process (the
+    default), or on a Dask cluster through xgboost.dask, its workers reading `videos` in
+    partitions of one PostgreSQL snapshot."""
+
+    scheduler_address: str | None = Field(
+        default=None,
+        description=(
+            "Address of a Dask scheduler (tcp://host:8786): dask-kubernetes, dask-gateway, a "
+            "managed service or a LocalCluster. Unset: CTR_DASK_SCHEDULER_ADDRESS, and when "
+            "that is unset too, in this process."
+        ),
+    )
+    min_workers: int = Field(
+        default=1, ge=1, description="Workers that must have joined before reading starts."
+    )
+    worker_wait_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long to wait for the scheduler to answer and the workers to join.",
+    )
+    timeout_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description=(
+            "Longest the read, or the training with its hold-out predictions, may take on the "
+            "cluster before the check fails (the champion unchanged)."
+        ),
+    )
+    partitions_per_worker: int = Field(
+        default=2,
+        ge=1,
+        le=4,
+        description=(
+            "Block ranges of `videos` each worker reads (at most half the server's free "
+            "connections in all)."
+        ),
+    )
+
+    def address(self) -> str | None:
+        """The scheduler to use, or None for in-process training (read at run time)."""
+        return self.scheduler_address or os.environ.get(SCHEDULER_ADDRESS_VARIABLE) or None
+
+    def cluster_settings(self, address: str) -> ClusterSettings:
+        return ClusterSettings(
+            address=address,
+            min_workers=self.min_workers,
+            worker_wait_seconds=self.worker_wait_seconds,
+            timeout_seconds=self.timeout_seconds,
+            partitions_per_worker=self.partitions_per_worker,
+        )
+
+    @contextlib.contextmanager
+    def source(
+        self, db: Database, min_impressions: int, bad_rows: dict[str, int]
+    ) -> Iterator[TrainingSource]:
+        """Where the training step reads its rows; a cluster's client is open meanwhile."""
+        address = self.address()
+        if address is None:
+            yield InProcessSource(db, min_impressions, bad_rows)
+            return
+        source = ClusterSource(self.cluster_settings(address), db, min_impressions, bad_rows)
+        try:
+            yield source
+        finally:
+            source.close()

@@ -19,22 +19,14 @@ import numpy as np
 import pandas as pd
 
 from ctr_assets.data.accuracy import AccuracyReport, Maturity
-from ctr_assets.data.training_frame import TrainingData
 from ctr_assets.ml.decision import RetrainPolicy, decide_retrain
-from ctr_assets.ml.evaluation import HoldoutScore, predict_ctr, score_predictions
+from ctr_assets.ml.evaluation import HoldoutScore, score_predictions
 from ctr_assets.ml.model_files import ModelFileError
-from ctr_assets.ml.model_inputs import target
 from ctr_assets.ml.promotion import PromotionPolicy, PromotionVerdict, judge_promotion
-from ctr_assets.ml.recency import recency_weights
-from ctr_assets.ml.split import holdout_mask
-from ctr_assets.ml.training import (
-    MIN_TRAINING_ROWS,
-    TrainingParams,
-    train_ctr_model,
-    usable_training_rows,
-)
+from ctr_assets.ml.training import MIN_TRAINING_ROWS, TrainingParams
 from ctr_assets.models.registry import ModelRegistry, ModelVersion
 from ctr_assets.retraining.record import DecisionRecord, Trigger
+from ctr_assets.retraining.training_set import TrainingSet, TrainingSource
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +92,7 @@ class JudgedCheck:
 def judge_retrain_check(
     registry: ModelRegistry,
     accuracy: AccuracyReport,
-    training: TrainingData,
+    training: TrainingSource,
     settings: CheckSettings,
     trigger: Trigger,
     *,
@@ -112,6 +104,7 @@ def judge_retrain_check(
 
     The accuracy judged must be the current champion's: if the champion changed since it
     was measured (a promotion or rollback in between), `remeasure` measures it again.
+    The training rows are read from `training` only once the decision is to train.
     """
     checked_at = now or datetime.now(UTC)
     champion = registry.champion()
@@ -147,8 +140,16 @@ def judge_retrain_check(
             registry, CheckOutcome(replace(record, status=decision.action, reason=why))
         )
 
-    frame = training.frame
-    usable = usable_training_rows(frame) if len(frame) else 0
+    try:
+        rows = training.read()
+    except Exception as error:
+        failed = replace(
+            record, status="error", reason=f"{why}; reading the training data failed: {error}"
+        )
+        logger.exception("reading the training data failed")
+        raise RetrainError(failed) from error
+    record = replace(record, bad_rows=dict(rows.bad_rows))
+    usable = rows.usable_rows
     if usable < settings.min_training_rows:
         return JudgedCheck(
             registry,
@@ -158,8 +159,8 @@ def judge_retrain_check(
                     status="insufficient_data",
                     reason=(
                         f"{why}, but only {usable} usable training rows "
-                        f"({len(frame)} videos with enough impressions, "
-                        f"{sum(training.bad_rows.values())} bad rows left out); "
+                        f"({rows.rows} videos with enough impressions, "
+                        f"{sum(rows.bad_rows.values())} bad rows left out); "
                         f"at least {settings.min_training_rows} are needed to train"
                     ),
                 )
@@ -167,7 +168,7 @@ def judge_retrain_check(
         )
     try:
         outcome = _train_and_judge(
-            registry, record, why, champion, training, settings, accuracy.roas_samples > 0
+            registry, record, why, champion, rows, settings, accuracy.roas_samples > 0
         )
     except Exception as error:
         failed = replace(
@@ -198,7 +199,7 @@ def _left_out(accuracy: AccuracyReport) -> str:
 def _record_of(
     accuracy: AccuracyReport,
     settings: CheckSettings,
-    training: TrainingData,
+    training: TrainingSource,
     trigger: Trigger,
     checked_at: datetime,
     champion: ModelVersion | None,
@@ -247,35 +248,35 @@ def _train_and_judge(
     record: DecisionRecord,
     why: str,
     champion: ModelVersion | None,
-    training: TrainingData,
+    training: TrainingSet,
     settings: CheckSettings,
     roas_predicted: bool,
 ) -> CheckOutcome:
-    frame = training.frame
-    weights = recency_weights(frame["created_at"], record.as_of, settings.recency_half_life_days)
-    trained = train_ctr_model(frame, settings.training, weights)
-
-    mask = holdout_mask(frame["video_id"])
-    held_out = frame.loc[mask]
+    fitted = training.fit(
+        settings.training,
+        record.as_of,
+        settings.recency_half_life_days,
+        registry.load(champion) if champion is not None else None,
+    )
+    trained, held_out = fitted.trained, fitted.holdout
     if len(held_out) < 2:
         raise ValueError(
-            f"the frame has {len(held_out)} hold-out rows out of {len(frame)}; at least 2 are "
-            "needed to judge a model, so load more videos"
+            f"the frame has {len(held_out)} hold-out rows out of {training.rows}; at least 2 "
+            "are needed to judge a model, so load more videos"
         )
-    holdout_weights = None if weights is None else weights[mask]
-    actual = target(held_out)
-    challenger_predicted = predict_ctr(trained.booster, held_out)
+    weights = held_out["weight"].to_numpy()
+    holdout_weights = None if np.isnan(weights).all() else weights
+    actual = held_out["ctr"].to_numpy()
+    challenger_predicted = held_out["challenger"].to_numpy()
     challenger_score = score_predictions(actual, challenger_predicted, holdout_weights)
-    comparison = pd.DataFrame(
-        {"video_id": held_out["video_id"].to_numpy(), "ctr": actual}, index=held_out.index
-    )
-    comparison["challenger"] = challenger_predicted
+    comparison = held_out[
+        ["video_id", "ctr", "challenger", *(["champion"] if champion is not None else [])]
+    ]
 
     verdict: PromotionVerdict | None = None
     champion_score: HoldoutScore | None = None
     if champion is not None:
-        champion_predicted = predict_ctr(registry.load(champion), held_out)
-        comparison["champion"] = champion_predicted
+        champion_predicted = held_out["champion"].to_numpy()
         champion_score = score_predictions(actual, champion_predicted, holdout_weights)
         verdict = judge_promotion(
             actual,

@@ -1,0 +1,464 @@
+"""Reading and training on a Dask cluster.
+
+The coordinator (the Dagster step) never holds the frame: it exports one snapshot, the
+workers read their block ranges of `videos` with the same loader and screening as the
+in-process path (`load_training_frame`), and the partitions stay in the workers' memory.
+XGBoost trains on them with `xgboost.dask` (a `DaskQuantileDMatrix` for the training rows,
+another for the validation rows, early stopping on the latter). The hold-out is the same
+hash of `video_id` as in process, applied per partition; the workers predict the hold-out
+with the challenger and the champion, and only those predictions (a few numbers per
+hold-out video) come back to the coordinator, which judges the promotion as usual.
+
+Every wait has a deadline, and a worker that leaves the cluster while it holds training data
+fails the step at once with one line naming it: the old champion keeps serving.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pandas as pd
+import xgboost as xgb
+
+from ctr_assets.cluster.snapshot import exported_snapshot, partition_count, table_parts
+from ctr_assets.data.features import FEATURES, TARGET
+from ctr_assets.data.training_frame import TablePart, TrainingData, load_training_frame
+from ctr_assets.db.connection import Database
+from ctr_assets.faults import pause_point
+from ctr_assets.ml.recency import recency_weights
+from ctr_assets.ml.split import holdout_mask, training_split
+from ctr_assets.ml.training import TrainedModel, TrainingError, TrainingParams
+from ctr_assets.retraining.training_set import FittedChallenger, holdout_predictions
+
+if TYPE_CHECKING:  # distributed is imported when a cluster is used, not with the code location
+    from distributed import Client, Future
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_POLL_SECONDS = 0.5
+_LOSS_NOTICED_SECONDS = 3.0  # how long a failure waits for the scheduler to see a lost worker
+_TRAINING, _VALIDATION, _HOLDOUT = 0, 1, 2
+
+
+class ClusterError(RuntimeError):
+    """The Dask cluster could not do its part; the message says which part and what to do."""
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Where the scheduler is and how long to wait for it (see the `training_cluster`
+    resource)."""
+
+    address: str
+    min_workers: int = 1
+    worker_wait_seconds: float = 60.0
+    timeout_seconds: float = 3600.0
+    partitions_per_worker: int = 2
+
+
+@contextlib.contextmanager
+def cluster_client(settings: ClusterSettings) -> Iterator[Client]:
+    """A client of the scheduler at `settings.address`, once `min_workers` have joined."""
+    from distributed import Client
+
+    try:
+        client = Client(
+            settings.address, timeout=settings.worker_wait_seconds, set_as_default=False
+        )
+    except (OSError, TimeoutError) as error:
+        raise ClusterError(
+            f"the Dask scheduler at {settings.address} did not answer within "
+            f"{settings.worker_wait_seconds:g} s ({_first_line(error)}); start it, or point "
+            "CTR_DASK_SCHEDULER_ADDRESS (resource training_cluster) at one that runs, or "
+            "unset it to train in process"
+        ) from None
+    try:
+        try:
+            client.wait_for_workers(settings.min_workers, timeout=settings.worker_wait_seconds)
+        except TimeoutError:
+            joined = len(client.scheduler_info(n_workers=-1)["workers"])
+            raise ClusterError(
+                f"only {joined} of {settings.min_workers} Dask workers joined "
+                f"{settings.address} within {settings.worker_wait_seconds:g} s; start more "
+                "workers or lower min_workers (resource training_cluster)"
+            ) from None
+        yield client
+    finally:
+        client.close()
+
+
+@dataclass(frozen=True)
+class PartitionSummary:
+    rows_read: int
+    bad_rows: dict[str, int]
+    rows: int
+    usable_rows: int
+    video_ids: int  # distinct within the partition
+
+
+def _summary(data: TrainingData) -> PartitionSummary:
+    frame = data.frame
+    holdout = int(holdout_mask(frame["video_id"]).sum()) if len(frame) else 0
+    return PartitionSummary(
+        rows_read=data.rows_read,
+        bad_rows=dict(data.bad_rows),
+        rows=len(frame),
+        usable_rows=len(frame) - holdout,
+        video_ids=int(frame["video_id"].nunique()),
+    )
+
+
+@dataclass
+class ClusterTrainingSet:
+    """The training frame, in partitions held by the workers of `client`."""
+
+    client: Client
+    settings: ClusterSettings
+    parts: list[Future]
+    summaries: list[PartitionSummary]
+    snapshot: str  # pg_current_snapshot() of the exported snapshot, for the record
+    placement: dict[str, int] = field(default_factory=dict)  # worker -> partitions held
+
+    @property
+    def rows_read(self) -> int:
+        return sum(s.rows_read for s in self.summaries)
+
+    @property
+    def bad_rows(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for summary in self.summaries:
+            for reason, count in summary.bad_rows.items():
+                total[reason] = total.get(reason, 0) + count
+        return total
+
+    @property
+    def rows(self) -> int:
+        return sum(s.rows for s in self.summaries)
+
+    @property
+    def usable_rows(self) -> int:
+        return sum(s.usable_rows for s in self.summaries)
+
+    def fit(
+        self,
+        params: TrainingParams,
+        as_of: datetime,
+        half_life_days: float | None,
+        champion: xgb.Booster | None,
+    ) -> FittedChallenger:
+        """Trains with `xgboost.dask` and predicts the hold-out on the workers."""
+        return _within_deadline(
+            self.client,
+            self.settings,
+            set(self.placement),
+            "training on the Dask cluster",
+            lambda: self._fit(params, as_of, half_life_days, champion),
+        )
+
+    def _fit(
+        self,
+        params: TrainingParams,
+        as_of: datetime,
+        half_life_days: float | None,
+        champion: xgb.Booster | None,
+    ) -> FittedChallenger:
+        # xgboost.dask finds its client as the current one (in this thread).
+        with self.client.as_current():
+            return self._fit_here(params, as_of, half_life_days, champion)
+
+    def _fit_here(
+        self,
+        params: TrainingParams,
+        as_of: datetime,
+        half_life_days: float | None,
+        champion: xgb.Booster | None,
+    ) -> FittedChallenger:
+        import dask.dataframe as dd
+        from xgboost import dask as dxgb
+
+        started = time.perf_counter()
+        client = self.client
+        prepared = [
+            client.submit(
+                _model_rows, part, as_of, half_life_days, params.validation_fraction, pure=False
+            )
+            for part in self.parts
+        ]
+        counts = pd.DataFrame(client.gather(client.map(_role_counts, prepared, pure=False)))
+        training_rows, validation_rows = (
+            int(counts[_TRAINING].sum()),
+            int(counts[_VALIDATION].sum()),
+        )
+        if not training_rows or not validation_rows:
+            raise ValueError(
+                f"after setting aside the hold-out, {training_rows} training and "
+                f"{validation_rows} validation rows remain out of {self.rows}; both must be "
+                "non-empty, so load more videos before training"
+            )
+        meta = client.submit(_empty_like, prepared[0], pure=False).result()
+        frame = dd.from_delayed(prepared, meta=meta, verify_meta=False)
+        features = list(FEATURES)
+        training = frame[frame["role"] == _TRAINING]
+        validation = frame[frame["role"] == _VALIDATION]
+        weighted = bool(half_life_days)
+        train_matrix = dxgb.DaskQuantileDMatrix(
+            client,
+            training[features],
+            training[TARGET],
+            weight=training["weight"] if weighted else None,
+            enable_categorical=True,
+        )
+        validation_matrix = dxgb.DaskQuantileDMatrix(
+            client,
+            validation[features],
+            validation[TARGET],
+            weight=validation["weight"] if weighted else None,
+            enable_categorical=True,
+            ref=train_matrix,
+        )
+        try:
+            output = dxgb.train(
+                client,
+                # Each worker boosts with its own thread count, not the coordinator's
+                # `nthread`: more threads than a worker's cores spin against each other.
+                {k: v for k, v in params.xgb_params().items() if k != "nthread"},
+                train_matrix,
+                num_boost_round=params.num_boost_round,
+                evals=[(validation_matrix, "validation")],
+                early_stopping_rounds=params.early_stopping_rounds,
+                verbose_eval=False,
+                callbacks=[PausePoint()],
+                # A worker waiting on a dead peer gives up, rather than hold its thread.
+                coll_cfg=xgb.collective.Config(timeout=int(self.settings.timeout_seconds)),
+            )
+        except xgb.core.XGBoostError as error:
+            message = " ".join(str(error).split("Stack trace:")[0].split())
+            raise TrainingError(
+                f"XGBoost failed to train on the cluster: {message} (check the XGBoost "
+                "parameters and the workers' logs)"
+            ) from error
+        booster: xgb.Booster = output["booster"]
+        best_iteration = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))
+        booster = booster[: best_iteration + 1]
+        trained = TrainedModel(
+            booster=booster,
+            best_iteration=best_iteration,
+            training_seconds=time.perf_counter() - started,
+            training_rows=training_rows,
+            validation_rows=validation_rows,
+        )
+        [challenger_on_workers] = client.scatter([booster], broadcast=True)
+        champion_on_workers = (
+            client.scatter([champion], broadcast=True)[0] if champion is not None else None
+        )
+        predicted = client.map(
+            _holdout_rows,
+            self.parts,
+            as_of=as_of,
+            half_life_days=half_life_days,
+            challenger=challenger_on_workers,
+            champion=champion_on_workers,
+            pure=False,
+        )
+        holdout = pd.concat(client.gather(predicted), ignore_index=True)
+        return FittedChallenger(trained, holdout)
+
+    def release(self) -> None:
+        """Frees the partitions on the workers."""
+        self.client.cancel(self.parts)
+
+
+class ClusterSource:
+    """Reads the training rows on the cluster's workers (see `read_on_cluster`), connecting
+    only when asked to read; `close` lets the client go."""
+
+    def __init__(
+        self,
+        settings: ClusterSettings,
+        db: Database,
+        min_impressions: int,
+        bad_rows: dict[str, int],
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.min_impressions = min_impressions
+        self.bad_rows = bad_rows
+        self._open = contextlib.ExitStack()
+
+    def read(self) -> ClusterTrainingSet:
+        client = self._open.enter_context(cluster_client(self.settings))
+        return read_on_cluster(client, self.settings, self.db, self.min_impressions)
+
+    def close(self) -> None:
+        self._open.close()
+
+
+def read_on_cluster(
+    client: Client, settings: ClusterSettings, db: Database, min_impressions: int
+) -> ClusterTrainingSet:
+    """Reads `videos` on the workers, 2-4 block ranges each, all from one snapshot."""
+    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    with exported_snapshot(db) as snapshot:
+        parts = table_parts(
+            snapshot,
+            partition_count(
+                len(workers), settings.partitions_per_worker, snapshot.free_connections
+            ),
+        )
+        token = uuid.uuid4().hex[:8]
+        futures = [
+            client.submit(
+                _read_part,
+                db,
+                min_impressions,
+                part,
+                # Round-robin, so every worker reads (and later trains on) its share.
+                workers=[workers[i % len(workers)]],
+                allow_other_workers=False,
+                pure=False,
+                key=f"ctr-training-partition-{token}-{i}",
+            )
+            for i, part in enumerate(parts)
+        ]
+        # The exporting transaction stays open until every partition has been read.
+        summaries = _within_deadline(
+            client,
+            settings,
+            set(workers),
+            "reading the training data on the Dask cluster",
+            lambda: client.gather(client.map(_summary, futures, pure=False)),
+        )
+    placement: dict[str, int] = {}
+    for holders in client.who_has(futures).values():
+        for worker in holders:
+            placement[worker] = placement.get(worker, 0) + 1
+    logger.info(
+        "read %d partitions of videos on %d workers from snapshot %s",
+        len(parts),
+        len(placement),
+        snapshot.visible,
+    )
+    return ClusterTrainingSet(client, settings, futures, summaries, snapshot.visible, placement)
+
+
+def _read_part(db: Database, min_impressions: int, part: TablePart) -> TrainingData:
+    return load_training_frame(db, min_impressions, part)
+
+
+def _model_rows(
+    data: TrainingData, as_of: datetime, half_life_days: float | None, validation_fraction: float
+) -> pd.DataFrame:
+    """The partition's features, target, recency weight and role (training, validation,
+    hold-out), by the same rules as `train_ctr_model`."""
+    frame = data.frame
+    rows = frame.loc[:, [*FEATURES, TARGET]]
+    weights = recency_weights(frame["created_at"], as_of, half_life_days)
+    rows["weight"] = 1.0 if weights is None else weights
+    role = pd.Series(_HOLDOUT, index=frame.index, dtype="int8")
+    if len(frame):
+        split = training_split(frame["video_id"], validation_fraction)
+        role[split.training] = _TRAINING
+        role[split.validation] = _VALIDATION
+    rows["role"] = role
+    return rows
+
+
+def _role_counts(rows: pd.DataFrame) -> dict[int, int]:
+    counts = rows["role"].value_counts()
+    return {role: int(counts.get(role, 0)) for role in (_TRAINING, _VALIDATION, _HOLDOUT)}
+
+
+def _empty_like(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows.iloc[:0]
+
+
+def _holdout_rows(
+    data: TrainingData,
+    *,
+    as_of: datetime,
+    half_life_days: float | None,
+    challenger: xgb.Booster,
+    champion: xgb.Booster | None,
+) -> pd.DataFrame:
+    frame = data.frame
+    weights = recency_weights(frame["created_at"], as_of, half_life_days)
+    return holdout_predictions(frame, weights, challenger, champion)
+
+
+class PausePoint(xgb.callback.TrainingCallback):
+    """The fault point `training` on each worker, after the first boosting round: where a
+    fault test kills a worker mid-fit (inert unless CTR_FAULT_POINTS is set there)."""
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        if epoch == 0:
+            pause_point("training")
+        return False
+
+
+def _within_deadline(
+    client: Client,
+    settings: ClusterSettings,
+    workers: set[str],
+    what: str,
+    work: Callable[[], T],
+) -> T:
+    """Runs `work` (which waits on the cluster) and returns its result, unless the deadline
+    passes or one of `workers` leaves the cluster first: then a one-line ClusterError."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = work()
+        except BaseException as error:  # handed to the waiting thread
+            outcome["error"] = error
+
+    def lost() -> ClusterError | None:
+        gone = workers - set(client.scheduler_info(n_workers=-1)["workers"])
+        if not gone:
+            return None
+        return ClusterError(
+            f"{what} failed: Dask worker {', '.join(sorted(gone))} left the cluster while "
+            "it held training data (killed, out of memory, or its machine went away); the "
+            "champion is unchanged; see that worker's log, then run the check again"
+        )
+
+    thread = threading.Thread(target=run, name="ctr-cluster-work", daemon=True)
+    started = time.monotonic()
+    thread.start()
+    while thread.is_alive():
+        thread.join(_POLL_SECONDS)
+        if not thread.is_alive():
+            break
+        if (error := lost()) is not None:
+            raise error
+        if time.monotonic() - started > settings.timeout_seconds:
+            raise ClusterError(
+                f"{what} did not finish within {settings.timeout_seconds:g} s; the champion "
+                "is unchanged; see the Dask dashboard of "
+                f"{settings.address} for stuck tasks, or raise timeout_seconds (resource "
+                "training_cluster)"
+            )
+    if "error" in outcome:
+        # A peer's death reaches the survivors' collective as a socket error, often before
+        # the scheduler has removed the dead worker: name the cause, not the symptom.
+        deadline = time.monotonic() + _LOSS_NOTICED_SECONDS
+        while time.monotonic() < deadline:
+            if (error := lost()) is not None:
+                raise error from outcome["error"]
+            time.sleep(_POLL_SECONDS)
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,158 @@
+"""What a check trains on, read by the step that trains: in this process or on a cluster.
+
+A check asks its `TrainingSource` for the data only when it has decided to train; the
+source reads `videos` then (the asset `real_training_data` only describes them), so no copy
+of the frame passes between steps. Both kinds of `TrainingSet` fit on the same rows with the
+same hold-out, and hand back the challenger and its (and the champion's) predictions on the
+hold-out videos: the promotion is judged on those, in the coordinating process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from ctr_assets.data.training_frame import TrainingData, load_training_frame
+from ctr_assets.db.connection import Database
+from ctr_assets.ml.evaluation import predict_ctr
+from ctr_assets.ml.model_inputs import target
+from ctr_assets.ml.recency import recency_weights
+from ctr_assets.ml.split import holdout_mask
+from ctr_assets.ml.training import TrainedModel, TrainingParams, train_ctr_model
+
+
+@dataclass(frozen=True)
+class FittedChallenger:
+    """A challenger and the hold-out it is judged on.
+
+    `holdout` has one row per hold-out video: `video_id`, `ctr` (the outcome), `weight`
+    (its recency weight, NaN when unweighted), `platform`, `roas_per_ctr`, `challenger`
+    and, when there is a champion, `champion` (predicted CTRs).
+    """
+
+    trained: TrainedModel
+    holdout: pd.DataFrame
+
+
+class TrainingSet(Protocol):
+    """Training rows that have been read, with what was left out of them."""
+
+    rows_read: int
+    bad_rows: dict[str, int]
+
+    @property
+    def rows(self) -> int: ...
+
+    @property
+    def usable_rows(self) -> int:
+        """Rows outside the hold-out: what the challenger can learn from."""
+        ...
+
+    def fit(
+        self,
+        params: TrainingParams,
+        as_of: datetime,
+        half_life_days: float | None,
+        champion: xgb.Booster | None,
+    ) -> FittedChallenger: ...
+
+
+class TrainingSource(Protocol):
+    """Reads the training rows for the step that trains.
+
+    `bad_rows` are the counts as last described (by `real_training_data`): what a decision
+    that trains nothing records.
+    """
+
+    bad_rows: dict[str, int]
+
+    def read(self) -> TrainingSet: ...
+
+
+@dataclass(frozen=True)
+class FrameTrainingSet:
+    """The training frame in this process's memory."""
+
+    data: TrainingData
+
+    def read(self) -> TrainingSet:
+        """Already read: a frame is its own source."""
+        return self
+
+    @property
+    def rows_read(self) -> int:
+        return self.data.rows_read
+
+    @property
+    def bad_rows(self) -> dict[str, int]:
+        return self.data.bad_rows
+
+    @property
+    def rows(self) -> int:
+        return len(self.data.frame)
+
+    @property
+    def usable_rows(self) -> int:
+        frame = self.data.frame
+        return int(len(frame) - holdout_mask(frame["video_id"]).sum()) if len(frame) else 0
+
+    def fit(
+        self,
+        params: TrainingParams,
+        as_of: datetime,
+        half_life_days: float | None,
+        champion: xgb.Booster | None,
+    ) -> FittedChallenger:
+        frame = self.data.frame
+        weights = recency_weights(frame["created_at"], as_of, half_life_days)
+        trained = train_ctr_model(frame, params, weights)
+        return FittedChallenger(
+            trained, holdout_predictions(frame, weights, trained.booster, champion)
+        )
+
+
+def holdout_predictions(
+    frame: pd.DataFrame,
+    weights: np.ndarray | None,
+    challenger: xgb.Booster,
+    champion: xgb.Booster | None,
+) -> pd.DataFrame:
+    """The hold-out rows of `frame` with both models' predictions (see `FittedChallenger`)."""
+    mask = holdout_mask(frame["video_id"]) if len(frame) else np.zeros(0, dtype=bool)
+    held_out = frame.loc[mask]
+    result = pd.DataFrame(
+        {
+            "video_id": held_out["video_id"].to_numpy(),
+            "ctr": target(held_out),
+            "weight": np.nan if weights is None else weights[mask],
+            "platform": held_out["platform"].astype(str).to_numpy(),
+            "roas_per_ctr": held_out["roas_per_ctr"].to_numpy(),
+        },
+        index=held_out.index,
+    )
+    if len(held_out):
+        result["challenger"] = predict_ctr(challenger, held_out)
+        if champion is not None:
+            result["champion"] = predict_ctr(champion, held_out)
+    else:
+        result["challenger"] = np.zeros(0)
+        if champion is not None:
+            result["champion"] = np.zeros(0)
+    return result
+
+
+@dataclass(frozen=True)
+class InProcessSource:
+    """Reads `videos` in this process with `load_training_frame`."""
+
+    db: Database
+    min_impressions: int
+    bad_rows: dict[str, int]
+
+    def read(self) -> TrainingSet:
+        return FrameTrainingSet(load_training_frame(self.db, self.min_impressions))
