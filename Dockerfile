@@ -29,7 +29,7 @@ RUN groupadd --gid 10001 dagster \
 # The instance (every store on PostgreSQL through DAGSTER_POSTGRES_URL) and the workspace
 # the webserver and the daemon load (the gRPC server in the `user_code` service).
 COPY dagster.yaml $DAGSTER_HOME/dagster.yaml
-COPY workspace.yaml /opt/dagster/app/workspace.yaml
+COPY docker/workspace.yaml /opt/dagster/app/workspace.yaml
 
 USER dagster
 WORKDIR /opt/dagster/app
