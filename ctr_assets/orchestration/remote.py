@@ -39,29 +39,44 @@ class RemoteRun:
     status: dg.DagsterRunStatus
 
 
+def _graphql_client(url: str) -> DagsterGraphQLClient:
+    parsed = urlparse(url)
+    return DagsterGraphQLClient(
+        parsed.hostname or "127.0.0.1",
+        port_number=parsed.port,
+        use_https=parsed.scheme == "https",
+        path_prefix=parsed.path.rstrip("/"),
+    )
+
+
+def submit_check(
+    url: str,
+    trigger: str,
+    retrain_settings: dict[str, Any] | None = None,
+    tags: dict[str, str] | None = None,
+) -> str:
+    """Submits the check job through Dagster's GraphQL API; returns the run id at once.
+    `retrain_settings` overrides fields of the `retrain_settings` resource for this run."""
+    client = _graphql_client(url)
+    run_config = (
+        {"resources": {"retrain_settings": {"config": retrain_settings}}}
+        if retrain_settings
+        else None
+    )
+    return client.submit_job_execution(
+        RETRAIN_CHECK_JOB, run_config=run_config, tags={TRIGGER_TAG: trigger, **(tags or {})}
+    )
+
+
 def run_check_on_webserver(
     url: str,
     trigger: str,
     timeout_seconds: float = 3600,
     retrain_settings: dict[str, Any] | None = None,
 ) -> RemoteRun:
-    """Submits the check job through Dagster's GraphQL API and waits for it to finish.
-    `retrain_settings` overrides fields of the `retrain_settings` resource for this run."""
-    parsed = urlparse(url)
-    client = DagsterGraphQLClient(
-        parsed.hostname or "127.0.0.1",
-        port_number=parsed.port,
-        use_https=parsed.scheme == "https",
-        path_prefix=parsed.path.rstrip("/"),
-    )
-    run_config = (
-        {"resources": {"retrain_settings": {"config": retrain_settings}}}
-        if retrain_settings
-        else None
-    )
-    run_id = client.submit_job_execution(
-        RETRAIN_CHECK_JOB, run_config=run_config, tags={TRIGGER_TAG: trigger}
-    )
+    """Submits the check job (see `submit_check`) and waits for it to finish."""
+    run_id = submit_check(url, trigger, retrain_settings)
+    client = _graphql_client(url)
     deadline = time.monotonic() + timeout_seconds
     while (status := client.get_run_status(run_id)) not in _FINISHED:
         if time.monotonic() > deadline:
