@@ -40,7 +40,7 @@ class Lock:
     header: str = ""
 
 
-_PIN = re.compile(r"^([A-Za-z0-9._-]+)==([^\s;]+)\s*(?:;\s*(.+?))?\s*\\?$")
+_PIN = re.compile(r"^([A-Za-z0-9._-]+)(?:\[[^\]]*\])?==([^\s;]+)\s*(?:;\s*(.+?))?\s*\\?$")
 
 
 def read_lock(path: Path) -> Lock:
