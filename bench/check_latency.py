@@ -169,19 +169,23 @@ def wait_until_quiet(url: str, quiet_seconds: float = 15, timeout: float = 600) 
 
 def phases(instance, run_id: str, start: float, end: float) -> dict[str, float]:
     """The run's timeline from its event log, split into PHASES (seconds)."""
+    from dagster import DagsterEventType
+
     record = instance.get_run_record_by_id(run_id)
     created = record.create_timestamp.timestamp()
     first: dict[str, float] = {}
     for entry in instance.all_logs(run_id):
         if entry.dagster_event is not None:
             first.setdefault(entry.dagster_event.event_type_value, entry.timestamp)
-    launched = first.get("RUN_STARTING", first.get("RUN_DEQUEUED"))
+    launched = first[DagsterEventType.RUN_STARTING.value]
+    started = first[DagsterEventType.RUN_START.value]
+    succeeded = first[DagsterEventType.RUN_SUCCESS.value]
     return {
         "submit": created - start,
         "queue": launched - created,
-        "worker start": first["RUN_START"] - launched,
-        "steps": first["RUN_SUCCESS"] - first["RUN_START"],
-        "return": end - first["RUN_SUCCESS"],
+        "worker start": started - launched,
+        "steps": succeeded - started,
+        "return": end - succeeded,
     }
 
 

@@ -43,7 +43,7 @@ def dev(host: str, port: int, demo_data: bool) -> None:
     import socket
     import time
 
-    from dagster_graphql import DagsterGraphQLClientError
+    import requests
 
     from ctr_assets.deploy.local_stack import (
         LocalStack,
@@ -53,6 +53,7 @@ def dev(host: str, port: int, demo_data: bool) -> None:
         prepare,
         write_instance_files,
     )
+    from ctr_assets.orchestration.remote import LaunchError
 
     with socket.socket() as probe:
         if probe.connect_ex((host, port)) == 0:
@@ -86,7 +87,7 @@ def dev(host: str, port: int, demo_data: bool) -> None:
         click.echo(f"logs:              {paths.logs}")
         try:
             first = stack.train_first_champion()
-        except DagsterGraphQLClientError as error:
+        except (LaunchError, requests.RequestException) as error:
             click.echo(
                 f"first champion:    the check could not be launched ({error}); "
                 "run `ctr-assets check-retrain`",

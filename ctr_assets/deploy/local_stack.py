@@ -166,10 +166,8 @@ class LocalStack:
         """Launches a check through the webserver when there is no champion yet (it trains
         the first one, and the run shows in the UI); returns its run id, or None when a
         champion exists or there are no videos to learn from."""
-        from dagster_graphql import DagsterGraphQLClientError
-
         from ctr_assets.models.registry import ModelRegistry
-        from ctr_assets.orchestration.remote import submit_check
+        from ctr_assets.orchestration.remote import LaunchError, submit_check
 
         if (
             database_is_empty(self.db)
@@ -180,7 +178,7 @@ class LocalStack:
         while True:  # the webserver answers before it has loaded the code location
             try:
                 return submit_check(self.url, "manual", tags={FIRST_CHAMPION_TAG: "true"})
-            except DagsterGraphQLClientError:
+            except (LaunchError, requests.RequestException):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1)

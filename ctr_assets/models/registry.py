@@ -24,6 +24,7 @@ from ctr_assets.db.connection import Database
 from ctr_assets.faults import pause_point
 from ctr_assets.ml.evaluation import HoldoutScore
 from ctr_assets.ml.model_files import (
+    DamagedChampionError,
     ModelFileError,
     load_model,
     new_version,
@@ -37,10 +38,6 @@ _CHAMPION_LOCK = 7_316_004_212
 
 class ChampionChangedError(RuntimeError):
     """Another check promoted or rolled back while this one was comparing."""
-
-
-class DamagedChampionError(ModelFileError):
-    """The champion's file is missing or altered; the message says the way out."""
 
 
 @dataclass(frozen=True)
