@@ -14,10 +14,16 @@ A check through the webserver is split by the run's own event timestamps:
   steps         the run's steps, resources included
   return        the run has ended until the command has printed the record and exited
 
-It runs twice, each time on a fresh Dagster storage: with the instance settings this
-bench is about set to Dagster's defaults (`before`), and with the shipped `dagster.yaml`
-(`after`); the command's own wait (its poll of the run status) is the installed one in
-both. Results go to `bench/results/check_latency.json`.
+It runs twice, each time on a fresh Dagster storage and the same application database:
+`after` is this installation with its shipped `dagster.yaml`; `before` is the
+installation given by `--before-venv` (the virtualenv of a checkout of the earlier code,
+with that checkout's `dagster.yaml`), or, without it, this installation with the instance
+settings this bench is about set back to Dagster's defaults. Results go to
+`bench/results/check_latency.json`.
+
+    git worktree add /tmp/before <commit> && python3 -m venv /tmp/before/.venv \
+        && /tmp/before/.venv/bin/pip install -e /tmp/before
+    .venv/bin/python -m bench.check_latency --before-venv /tmp/before/.venv
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -57,6 +64,24 @@ LATENCY_SETTINGS = (("run_coordinator", "config"),)
 
 def log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Installation:
+    """Where a variant's commands come from, and the dagster.yaml its stack runs on."""
+
+    bin: Path
+    dagster_yaml: str
+
+
+def installations(before_venv: Path | None) -> dict[str, Installation]:
+    shipped = (resources.files("ctr_assets.deploy") / "dagster.yaml").read_text()
+    if before_venv is None:
+        before = Installation(BIN, instance_yaml("before"))
+    else:
+        checkout = before_venv.resolve().parent
+        before = Installation(before_venv / "bin", (checkout / "dagster.yaml").read_text())
+    return {"before": before, "after": Installation(BIN, shipped)}
 
 
 def instance_yaml(variant: str) -> str:
@@ -90,12 +115,15 @@ def _environment(db: Database, home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def check(env: dict[str, str], *args: str) -> tuple[float, float, dict[str, Any]]:
+def check(
+    env: dict[str, str], *args: str, bin_dir: Path = BIN
+) -> tuple[float, float, dict[str, Any]]:
     """One `ctr-assets check-retrain`: its start and end (Unix time) and its record."""
     start = time.time()
     done = subprocess.run(
-        [str(BIN / "ctr-assets"), "check-retrain", *args],
+        [str(bin_dir / "ctr-assets"), "check-retrain", *args],
         env=env,
+        cwd=env["CTR_HOME"],
         capture_output=True,
         text=True,
         check=False,
@@ -106,13 +134,44 @@ def check(env: dict[str, str], *args: str) -> tuple[float, float, dict[str, Any]
     return start, end, json.loads(done.stdout)
 
 
+class VariantStack(LocalStack):
+    """`ctr-assets dev`'s webserver and daemon, from a given installation's bin folder."""
+
+    bin_dir: Path = BIN
+
+    def start(self, storage_url: str) -> None:
+        env = self.environment(storage_url)
+        workspace = str(self.paths.workspace)
+        commands = {
+            "webserver": [str(self.bin_dir / "dagster-webserver"), "-h", self.host, "-p",
+                          str(self.port), "-w", workspace],
+            "daemon": [str(self.bin_dir / "dagster-daemon"), "run", "-w", workspace],
+        }  # fmt: skip
+        for name, command in commands.items():
+            log = (self.paths.logs / f"{name}.log").open("ab")
+            self.processes.append(
+                subprocess.Popen(
+                    command,
+                    env=env,
+                    cwd=self.paths.home,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
+
+
 @contextmanager
-def running_stack(db: Database, home: Path, variant: str, storage: str) -> Iterator[LocalStack]:
+def running_stack(
+    db: Database, home: Path, installation: Installation, storage: str
+) -> Iterator[LocalStack]:
     paths = StackPaths(home)
     write_instance_files(paths)
-    (paths.dagster_home / "dagster.yaml").write_text(instance_yaml(variant))
+    (paths.dagster_home / "dagster.yaml").write_text(installation.dagster_yaml)
     port = _free_port()
-    stack = LocalStack(paths, db, "127.0.0.1", port, [])
+    stack = VariantStack(paths, db, "127.0.0.1", port, [])
+    stack.bin_dir = installation.bin
     # Sensors tick once at start; then only the checks measured here run.
     os.environ["CTR_PURCHASE_SENSOR_INTERVAL_SECONDS"] = "86400"
     os.environ["CTR_ACCURACY_SENSOR_INTERVAL_SECONDS"] = "86400"
@@ -197,23 +256,27 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     migrate(db)
     summary = populate(db, WorldSpec())
     log(f"demo world: {summary.videos} videos, {summary.predictions_added} predictions")
+    (root / "models-home").mkdir(parents=True)
     _, _, first = check(_environment(db, root / "models-home"), "--in-process")
     log(f"first champion: {first['status']} {first['champion_after']}")
     results: dict[str, Any] = {"variants": {}}
+    variants = installations(args.before_venv)
     for variant in args.variants:
+        installation = variants[variant]
         storage = _database(args.admin_url, f"{args.prefix}_dagster_{variant}").sqlalchemy_url
         home = root / variant
-        with running_stack(db, home, variant, storage) as stack:
+        with running_stack(db, home, installation, storage) as stack:
             wait_until_quiet(stack.url)
             os.environ["DAGSTER_POSTGRES_URL"] = storage
             instance = dg.DagsterInstance.from_config(str(stack.paths.dagster_home))
             env = _environment(db, home)
-            check(env, "--webserver", stack.url)  # warm-up: caches, connections
+            run = {"bin_dir": installation.bin}
+            check(env, "--webserver", stack.url, **run)  # warm-up: caches, connections
             samples = []
             for repetition in range(args.checks):
-                start, end, record = check(env, "--webserver", stack.url)
+                start, end, record = check(env, "--webserver", stack.url, **run)
                 split = phases(instance, record["run_id"], start, end)
-                in_start, in_end, in_record = check(env, "--in-process")
+                in_start, in_end, in_record = check(env, "--in-process", **run)
                 sample = {
                     "webserver_seconds": end - start,
                     "in_process_seconds": in_end - in_start,
@@ -229,7 +292,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 )
             instance.dispose()
         results["variants"][variant] = {
-            "dagster_yaml": instance_yaml(variant),
+            "installation": str(installation.bin.parent),
+            "dagster_yaml": installation.dagster_yaml,
             "samples": samples,
         }
     return results
@@ -269,6 +333,12 @@ def main(argv: list[str] | None = None) -> int:
         "--admin-url", default=os.environ.get("CTR_BENCH_PG_ADMIN_URL", DEFAULT_ADMIN_URL)
     )
     parser.add_argument("--prefix", default="ctr_bench_latency")
+    parser.add_argument(
+        "--before-venv",
+        type=Path,
+        help="virtualenv of a checkout of the earlier code (default: this installation "
+        "with Dagster's defaults for the settings measured)",
+    )
     parser.add_argument("--json", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     results = measure(args)
