@@ -9,13 +9,16 @@ ENV PYTHONUNBUFFERED=1 \
     DAGSTER_HOME=/opt/dagster/home \
     CTR_HOME=/var/lib/ctr_assets
 
-# The package and its dependencies as pyproject.toml declares them. dagster.yaml goes beside
-# the source because the package ships it: ctr_assets/deploy/dagster.yaml links to it.
+# The dependencies from the lock (every package pinned, hashes checked), then the package
+# itself. dagster.yaml goes beside the source because the package ships it:
+# ctr_assets/deploy/dagster.yaml links to it.
 WORKDIR /opt/dagster/src
 COPY pyproject.toml README.md dagster.yaml ./
+COPY requirements/run.txt ./requirements/run.txt
 COPY ctr_assets ./ctr_assets
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install . \
+    pip install --require-hashes -r requirements/run.txt \
+ && pip install --no-deps --no-build-isolation . \
  && rm -rf /opt/dagster/src
 
 # A non-root user that owns only what it writes: Dagster's local storage (compute logs,
@@ -29,7 +32,7 @@ RUN groupadd --gid 10001 dagster \
 # The instance (every store on PostgreSQL through DAGSTER_POSTGRES_URL) and the workspace
 # the webserver and the daemon load (the gRPC server in the `user_code` service).
 COPY dagster.yaml $DAGSTER_HOME/dagster.yaml
-COPY workspace.yaml /opt/dagster/app/workspace.yaml
+COPY docker/workspace.yaml /opt/dagster/app/workspace.yaml
 
 USER dagster
 WORKDIR /opt/dagster/app

@@ -20,12 +20,16 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
+from ctr_assets.deploy import dagster_storage
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DAGSTER_EXECUTABLES = frozenset({"dagster", "dagster-webserver", "dagster-daemon"})
 EXPECTED_DAGSTER_SERVICES = {"user_code", "webserver", "daemon"}
 ENV_FILE = ".env"  # the env file a service may read; .env.example documents it
 LOCALHOST = frozenset({"127.0.0.1", "::1"})
+# The workspace the compose services load (the root has none: `dagster dev` reads pyproject).
+WORKSPACE = "docker/workspace.yaml"
 URL_VARIABLES = ("DATABASE_URL", "DAGSTER_POSTGRES_URL")
 STORAGE_SCHEME = "postgresql+psycopg2"
 APPLICATION_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+psycopg2"})
@@ -73,7 +77,7 @@ def read_deployment(root: Path = ROOT) -> Deployment:
     return Deployment(
         compose=yaml.safe_load(text("docker-compose.yml")),
         dagster_yaml=yaml.safe_load(text("dagster.yaml")),
-        workspace=yaml.safe_load(text("workspace.yaml")),
+        workspace=yaml.safe_load(text(WORKSPACE)),
         env_example=parse_env_file(text(".env.example")),
         dockerfile=text("Dockerfile"),
         dockerignore=text(".dockerignore"),
@@ -136,10 +140,17 @@ def interpolated_variables(document: Any) -> dict[str, bool]:
 
 
 def dagster_env_variables(node: Any) -> set[str]:
-    """Every NAME of an `{env: NAME}` anywhere in a Dagster config document."""
+    """Every NAME of an `{env: NAME}` anywhere in a Dagster config document, and the
+    variable our storage class reads when its URL is not configured."""
     if isinstance(node, Mapping):
         if set(node) == {"env"} and isinstance(node["env"], str):
             return {node["env"]}
+        if (
+            node.get("module") == dagster_storage.__name__
+            and node.get("class") == (dagster_storage.CtrDagsterStorage.__name__)
+            and "postgres_url" not in (node.get("config") or {})
+        ):
+            return {dagster_storage.URL_VARIABLE}
         return set().union(*(dagster_env_variables(value) for value in node.values()))
     if isinstance(node, list):
         return set().union(*(dagster_env_variables(item) for item in node))
@@ -632,7 +643,7 @@ def image_problems(
         ):
             found.append(f"service {name}: dagster.yaml is not in its DAGSTER_HOME ({home})")
         workspace = flag_value(command_of(service), "-w", "--workspace")
-        if workspace and workspace not in image.destinations("workspace.yaml"):
+        if workspace and workspace not in image.destinations(WORKSPACE):
             found.append(f"service {name} loads -w {workspace}, where the image has no workspace")
         mounts = volume_mounts(service)
         command = command_of(service)

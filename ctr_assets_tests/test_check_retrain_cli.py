@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from ctr_assets.db.connection import Database
+from ctr_assets.orchestration.remote import CHECK_ASSETS
 from ctr_assets.simulation.populate import populate
 from ctr_assets_tests.dev_stack import free_port
 from ctr_assets_tests.world_specs import small_world
@@ -153,3 +154,40 @@ def test_through_the_webserver_the_run_shows_in_dagster(
         assert run is not None
         assert run.job_name == "retrain_check_job"
         assert run.status == dg.DagsterRunStatus.SUCCESS
+        # The check, as in-process: the accuracy report follows the scheduled checks.
+        assert {key.to_user_string() for key in run.asset_selection} == set(CHECK_ASSETS)
+        materialized = {
+            event.dagster_event.asset_key.to_user_string()
+            for event in instance.all_logs(
+                record["run_id"], of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+            )
+        }
+        assert materialized >= {"prediction_accuracy", "ctr_model", "retrain_report"}
+        assert "accuracy_report" not in materialized
+        checks = {
+            event.dagster_event.event_specific_data.check_name
+            for event in instance.all_logs(
+                record["run_id"], of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+            )
+        }
+        assert checks == {"mae_within_threshold", "challenger_beats_champion"}
+
+
+def test_the_launcher_names_what_the_code_location_defines() -> None:
+    """remote.py repeats these names so as not to import the code location."""
+    from ctr_assets.orchestration import assets, jobs, remote, run_check
+
+    assert remote.TRIGGER_TAG == assets.TRIGGER_TAG
+    assert remote.RETRAIN_CHECK_JOB == jobs.RETRAIN_CHECK_JOB
+    assert remote.CHECK_ASSETS == run_check.CHECK_ASSETS
+
+
+def test_the_command_does_not_import_dagster_to_launch_on_a_webserver() -> None:
+    """What makes an on-demand check through the webserver start fast."""
+    probe = (
+        "import sys, ctr_assets.cli, ctr_assets.orchestration.remote; "
+        "print(sorted(m for m in ('dagster', 'xgboost', 'adbc_driver_postgresql', "
+        "'matplotlib') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

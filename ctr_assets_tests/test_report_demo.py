@@ -175,6 +175,21 @@ def test_the_asset_writes_the_report_and_shows_its_headline(
     assert metadata["ctr_mae_upper_bound"].value == pytest.approx(headline["ctr_mae"]["upper"])
     assert metadata["checks"].value == 23
     assert metadata["r2"].value == pytest.approx(headline["r2"]["value"])
+    # The targets as a table (a TableSchema, not Markdown): one row per judged figure.
+    targets = metadata["targets"]
+    assert isinstance(targets, dg.TableMetadataValue)
+    assert [c.name for c in targets.schema.columns] == [
+        "figure",
+        "value",
+        "target",
+        "verdict",
+        "why_missing",
+    ]
+    rows = {row.data["figure"]: row.data for row in targets.records}
+    assert rows["ctr_mae"]["value"] == pytest.approx(headline["ctr_mae"]["value"])
+    assert rows["ctr_mae"]["verdict"] == headline["ctr_mae"]["verdict"]
+    assert rows["ctr_mae"]["target"] == headline["ctr_mae"]["target"]
+    assert {name for name, figure in headline.items() if figure.get("target")} == set(rows)
 
 
 @pytest.fixture

@@ -20,8 +20,7 @@ import requests
 
 from ctr_assets import settings
 from ctr_assets.db.connection import Database, DatabaseUrlError, libpq_url
-from ctr_assets.ml.model_files import ModelFileError
-from ctr_assets.models.registry import DamagedChampionError
+from ctr_assets.ml.model_files import DamagedChampionError, ModelFileError
 
 EXPECTED_FAILURES = (
     psycopg2.OperationalError,

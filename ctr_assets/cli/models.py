@@ -18,9 +18,12 @@ def models() -> None:
 
 
 def _registry():
+    from ctr_assets.models.mlflow_mirror import MlflowMirror
     from ctr_assets.models.registry import ModelRegistry
 
-    return ModelRegistry(open_database(), settings.ctr_home() / "models")
+    return ModelRegistry(
+        open_database(), settings.ctr_home() / "models", MlflowMirror.from_environment()
+    )
 
 
 @models.command("list")
@@ -78,3 +81,15 @@ def models_rollback(version: str, reason: str) -> None:
     except (KeyError, ValueError, ModelFileError) as error:
         raise click.ClickException(str(error).strip("'\"")) from error
     click.echo(f"champion: {version} (was {previous})")
+    mirror = registry.sync_mirror()
+    if mirror is not None and mirror["status"] != "mirrored":
+        click.echo(
+            f"warning: the MLflow mirror at {mirror['tracking_uri']} did not follow "
+            f"({mirror['error']}); the next check retries",
+            err=True,
+        )
+    elif mirror is not None:
+        click.echo(
+            f"MLflow: alias champion of {mirror['registered_model']} -> version "
+            f"{mirror['champion_mlflow_version']}"
+        )

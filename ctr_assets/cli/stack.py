@@ -44,6 +44,8 @@ def dev(host: str, port: int, demo_data: bool) -> None:
     import socket
     import time
 
+    import requests
+
     from ctr_assets.deploy.local_stack import (
         LocalStack,
         dagster_storage_url,
@@ -52,6 +54,7 @@ def dev(host: str, port: int, demo_data: bool) -> None:
         prepare,
         write_instance_files,
     )
+    from ctr_assets.orchestration.remote import LaunchError
 
     with socket.socket() as probe:
         if probe.connect_ex((host, port)) == 0:
@@ -83,6 +86,17 @@ def dev(host: str, port: int, demo_data: bool) -> None:
         click.echo(f"sensors, schedule: {stack.url}/automation (running)")
         click.echo(f"Dagster home:      {paths.dagster_home} (storage on PostgreSQL)")
         click.echo(f"logs:              {paths.logs}")
+        try:
+            first = stack.train_first_champion()
+        except (LaunchError, requests.RequestException) as error:
+            click.echo(
+                f"first champion:    the check could not be launched ({error}); "
+                "run `ctr-assets check-retrain`",
+                err=True,
+            )
+        else:
+            if first is not None:
+                click.echo(f"first champion:    training now, {stack.url}/runs/{first}")
         click.echo("Ctrl-C stops everything this command started.")
         while all(process.poll() is None for process in stack.processes):
             time.sleep(1)

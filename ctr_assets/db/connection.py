@@ -8,13 +8,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import adbc_driver_postgresql.dbapi as adbc
 import psycopg2
 import psycopg2.extensions
 
 from ctr_assets import settings
 from ctr_assets.db.embedded import start_embedded_postgres
+
+if TYPE_CHECKING:  # imported where frames are read: the command line starts faster
+    import adbc_driver_postgresql.dbapi as adbc
 
 _DRIVER_SUFFIX = re.compile(r"^(postgres(?:ql)?)\+[a-z0-9_]+://")
 
@@ -87,6 +90,8 @@ class Database:
     @contextmanager
     def connect_arrow(self) -> Iterator[adbc.Connection]:
         """An ADBC connection: query results arrive as Arrow tables (binary COPY underneath)."""
+        import adbc_driver_postgresql.dbapi as adbc
+
         conn = adbc.connect(self.url)
         try:
             yield conn

@@ -28,6 +28,7 @@ from ctr_assets.db.connection import Database
 from ctr_assets.db.schema import migrate
 
 DAGSTER_DATABASE = "dagster"
+FIRST_CHAMPION_TAG = "ctr_assets/first_champion"
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,27 @@ class LocalStack:
                 pass
             time.sleep(0.5)
         raise TimeoutError(f"the webserver did not answer at {self.url}; see {self.paths.logs}")
+
+    def train_first_champion(self, timeout_seconds: float = 120) -> str | None:
+        """Launches a check through the webserver when there is no champion yet (it trains
+        the first one, and the run shows in the UI); returns its run id, or None when a
+        champion exists or there are no videos to learn from."""
+        from ctr_assets.models.registry import ModelRegistry
+        from ctr_assets.orchestration.remote import LaunchError, submit_check
+
+        if (
+            database_is_empty(self.db)
+            or ModelRegistry(self.db, self.paths.home / "models").champion()
+        ):
+            return None
+        deadline = time.monotonic() + timeout_seconds
+        while True:  # the webserver answers before it has loaded the code location
+            try:
+                return submit_check(self.url, "manual", tags={FIRST_CHAMPION_TAG: "true"})
+            except (LaunchError, requests.RequestException):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
 
     def stop(self, timeout_seconds: float = 30) -> None:
         """SIGTERM to each process group, then SIGKILL to whatever is left of them."""

@@ -14,14 +14,20 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import xgboost as xgb
+if TYPE_CHECKING:  # imported where a booster is read: the command line starts faster
+    import xgboost as xgb
 
 MODEL_SUFFIX = ".json"
 
 
 class ModelFileError(RuntimeError):
     """A model file is missing, already taken, or not the file that was saved."""
+
+
+class DamagedChampionError(ModelFileError):
+    """The champion's file is missing or altered; the message says the way out."""
 
 
 class ModelDiskFullError(OSError):
@@ -108,6 +114,8 @@ def verify_model_file(path: Path, sha256: str) -> bytes:
 
 def load_model(path: Path, sha256: str) -> xgb.Booster:
     """Reads a model file after checking it is byte for byte the one that was saved."""
+    import xgboost as xgb
+
     booster = xgb.Booster()
     booster.load_model(bytearray(verify_model_file(path, sha256)))
     return booster

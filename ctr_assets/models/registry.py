@@ -12,10 +12,11 @@ afterwards is refused with the way out: the most recent earlier champion that ve
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import xgboost as xgb
 
@@ -23,6 +24,7 @@ from ctr_assets.db.connection import Database
 from ctr_assets.faults import pause_point
 from ctr_assets.ml.evaluation import HoldoutScore
 from ctr_assets.ml.model_files import (
+    DamagedChampionError,
     ModelFileError,
     load_model,
     new_version,
@@ -36,10 +38,6 @@ _CHAMPION_LOCK = 7_316_004_212
 
 class ChampionChangedError(RuntimeError):
     """Another check promoted or rolled back while this one was comparing."""
-
-
-class DamagedChampionError(ModelFileError):
-    """The champion's file is missing or altered; the message says the way out."""
 
 
 @dataclass(frozen=True)
@@ -71,12 +69,31 @@ _COLUMNS = (
 )
 
 
-class ModelRegistry:
-    """Model files under `directory`, their records in `db`."""
+class RegistryMirror(Protocol):
+    """Another registry that follows this one (MLflow: `ctr_assets.models.mlflow_mirror`)."""
 
-    def __init__(self, db: Database, directory: Path) -> None:
+    def sync(
+        self, registry: ModelRegistry, records: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> Any: ...
+
+
+class ModelRegistry:
+    """Model files under `directory`, their records in `db`; `mirror`, if any, follows."""
+
+    def __init__(self, db: Database, directory: Path, mirror: RegistryMirror | None = None) -> None:
         self.db = db
         self.directory = directory
+        self.mirror = mirror
+
+    def sync_mirror(
+        self, records: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> dict[str, Any] | None:
+        """Brings the mirror up to date with every version and the champion; what it did
+        (or why it failed) as a dict, None without a mirror. Never raises: the mirror
+        follows, it does not decide."""
+        if self.mirror is None:
+            return None
+        return self.mirror.sync(self, records).as_dict()
 
     def champion(self) -> ModelVersion | None:
         with self.db.connect() as conn, conn.cursor() as cur:

@@ -77,6 +77,37 @@ def _number(figure: Figure) -> dg.MetadataValue:
     return dg.MetadataValue.float(float(figure.value))
 
 
+_TARGETS_SCHEMA = dg.TableSchema(
+    columns=[
+        dg.TableColumn("figure", "string", description="its key in the report's JSON"),
+        dg.TableColumn("value", "float", description="empty when it could not be computed"),
+        dg.TableColumn("target", "string"),
+        dg.TableColumn("verdict", "string", description="met, missed, undecided or not judged"),
+        dg.TableColumn("why_missing", "string", description="why there is no value"),
+    ]
+)
+
+
+def targets_table(headline: dict[str, Figure]) -> dg.MetadataValue:
+    """Each figure that has a target, its value and the verdict, as a table in the UI."""
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord(
+                {
+                    "figure": name,
+                    "value": None if figure.value is None else float(figure.value),
+                    "target": figure.target,
+                    "verdict": figure.verdict or "not judged",
+                    "why_missing": figure.missing if figure.value is None else None,
+                }
+            )
+            for name, figure in headline.items()
+            if figure.target
+        ],
+        schema=_TARGETS_SCHEMA,
+    )
+
+
 def report_metadata(document: AccuracyReportDocument, html: Path, json: Path) -> dict[str, Any]:
     """The headline figures as numbers, the targets' verdicts in words, and the files."""
     headline = document.headline()
@@ -84,14 +115,7 @@ def report_metadata(document: AccuracyReportDocument, html: Path, json: Path) ->
     mae = headline["ctr_mae"]
     metadata["ctr_mae_lower_bound"] = _number(Figure(mae.lower, missing="no interval"))
     metadata["ctr_mae_upper_bound"] = _number(Figure(mae.upper, missing="no upper bound"))
-    metadata["targets"] = dg.MetadataValue.md(
-        "\n".join(
-            f"- {name}: {figure.verdict or 'not judged'} (target {figure.target})"
-            + (f", {figure.missing}" if figure.value is None else "")
-            for name, figure in headline.items()
-            if figure.target
-        )
-    )
+    metadata["targets"] = targets_table(headline)
     metadata["notes"] = dg.MetadataValue.text(" ".join(document.notes) or "none")
     metadata["period"] = dg.MetadataValue.text(
         f"{document.period.first_day} to {document.period.last_day}"

@@ -20,6 +20,7 @@ from ctr_assets.db.schema import migrate
 from ctr_assets.ml.decision import RetrainPolicy
 from ctr_assets.ml.promotion import PromotionPolicy
 from ctr_assets.ml.training import MIN_TRAINING_ROWS, TrainingParams
+from ctr_assets.models.mlflow_mirror import MlflowMirror
 from ctr_assets.models.registry import ModelRegistry
 from ctr_assets.retraining.check import CheckSettings
 from ctr_assets.retraining.training_set import InProcessSource, TrainingSource
@@ -55,9 +56,19 @@ class ModelStore(dg.ConfigurableResource):
         default=None, description="Folder for model files. Unset: CTR_HOME/models."
     )
 
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        repr=False,  # may carry credentials
+        description=(
+            "MLflow tracking server the registry is mirrored to (every challenger logged and "
+            "registered, alias `champion` following promotions and rollbacks). Unset: "
+            "MLFLOW_TRACKING_URI, or no mirror."
+        ),
+    )
+
     def registry(self, db: Database) -> ModelRegistry:
         folder = Path(self.directory) if self.directory else settings.ctr_home() / "models"
-        return ModelRegistry(db, folder)
+        return ModelRegistry(db, folder, MlflowMirror.from_environment(self.mlflow_tracking_uri))
 
 
 _POLICY = RetrainPolicy()

@@ -67,6 +67,10 @@ class JudgedCheck:
     promote: bool = False  # the first model, or a challenger the verdict promotes
 
     def conclude(self) -> CheckOutcome:
+        """Promotes when the verdict says so, then lets the registry's mirror follow."""
+        return self._mirrored(self._promoted())
+
+    def _promoted(self) -> CheckOutcome:
         outcome, challenger = self.outcome, self.outcome.challenger
         if not self.promote or challenger is None:
             return outcome
@@ -87,6 +91,18 @@ class JudgedCheck:
             outcome,
             record=replace(record, status="retrained", champion_after=challenger.version),
         )
+
+    def _mirrored(self, outcome: CheckOutcome) -> CheckOutcome:
+        """Mirrors the registry (MLflow, when configured); a failure is only reported, and
+        the next check's sync retries whatever this one missed."""
+        record = outcome.record
+        pending = {record.challenger: record.as_json_dict()} if record.challenger else {}
+        mirror = self.registry.sync_mirror(pending)
+        if mirror is None:
+            return outcome
+        if mirror["status"] != "mirrored":
+            logger.warning("the MLflow mirror failed: %s", mirror["error"])
+        return replace(outcome, record=replace(record, mlflow_mirror=mirror))
 
 
 def judge_retrain_check(

@@ -64,6 +64,9 @@ class DecisionRecord:
     improvement: dict[str, Any] | None = None  # paired hold-out advantage with its bounds
     slices: list[dict[str, Any]] = field(default_factory=list)  # per platform before/after
     roas: dict[str, Any] | None = None
+    # MLflow, when MLFLOW_TRACKING_URI is set (see models/mlflow_mirror.py): what the
+    # mirror did this check, or why it failed (`status` "failed", `error`).
+    mlflow_mirror: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
