@@ -47,13 +47,50 @@ _MATURE = (
     "AND p.predicted_at <= %(as_of)s - %(min_age)s::interval"
 )
 _JUDGED_WHERE = f"{_RESOLVED} AND {_CTR_OK} AND {_HAS_IMPRESSIONS} AND {_MATURE}"
-_JUDGED = f"""
-    (SELECT p.video_id, p.predicted_ctr, p.actual_ctr,
-            CASE WHEN {_ROAS_OK} THEN p.predicted_roas END AS predicted_roas,
-            CASE WHEN {_ROAS_OK} THEN p.actual_roas END AS actual_roas
-     FROM prediction_records p {_JUDGED_WHERE}) p
-"""
 BAD_ROW_REASONS = ("invalid_ctr", "invalid_roas")
+
+# The window is read once: each resolved row of the window is classified (judged, or left
+# out and why), joined to its own video for the platform (only the window's videos are
+# looked up), and aggregated twice in the same pass by GROUPING SETS: once over all rows
+# (the totals, `grouping(platform) = 1`) and once per platform. No squares in SQL:
+# PostgreSQL raises on a float that underflows (an error of 1e-170 squared), so the mean
+# squared error is var_pop + mean² of the errors, in Python.
+_ONE_PASS = f"""
+    SELECT grouping(w.platform) = 1, w.platform,
+           count(*) FILTER (WHERE NOT w.ctr_ok),
+           count(*) FILTER (WHERE w.judged AND NOT w.roas_ok),
+           count(*) FILTER (WHERE w.ctr_ok AND NOT w.has_impressions),
+           count(*) FILTER (WHERE w.ctr_ok AND w.has_impressions AND NOT w.mature),
+           count(*) FILTER (WHERE w.judged),
+           avg(abs(w.predicted_ctr - w.actual_ctr)) FILTER (WHERE w.judged),
+           avg(w.predicted_ctr - w.actual_ctr) FILTER (WHERE w.judged),
+           var_pop(w.predicted_ctr - w.actual_ctr) FILTER (WHERE w.judged),
+           CASE WHEN min(w.actual_ctr) FILTER (WHERE w.judged)
+                     < max(w.actual_ctr) FILTER (WHERE w.judged)
+                THEN var_pop(w.actual_ctr) FILTER (WHERE w.judged)
+                     * count(*) FILTER (WHERE w.judged) END,
+           avg(w.predicted_ctr) FILTER (WHERE w.judged),
+           avg(w.actual_ctr) FILTER (WHERE w.judged),
+           count(w.predicted_roas - w.actual_roas) FILTER (WHERE w.judged),
+           sum(abs(w.predicted_roas - w.actual_roas)) FILTER (WHERE w.judged),
+           sum(w.actual_roas) FILTER (WHERE w.judged AND w.predicted_roas IS NOT NULL),
+           avg(abs(w.predicted_roas - w.actual_roas)) FILTER (WHERE w.judged)
+    FROM (
+        SELECT coalesce(v.platform, 'unknown') AS platform,
+               p.predicted_ctr, p.actual_ctr,
+               CASE WHEN {_ROAS_OK} THEN p.predicted_roas END AS predicted_roas,
+               CASE WHEN {_ROAS_OK} THEN p.actual_roas END AS actual_roas,
+               {_CTR_OK} AS ctr_ok,
+               {_ROAS_OK} AS roas_ok,
+               coalesce({_HAS_IMPRESSIONS}, false) AS has_impressions,
+               coalesce({_MATURE}, false) AS mature,
+               {_CTR_OK} AND coalesce({_HAS_IMPRESSIONS} AND {_MATURE}, false) AS judged
+        FROM prediction_records p
+        LEFT JOIN videos v ON v.video_id = p.video_id
+        {_RESOLVED}
+    ) w
+    GROUP BY GROUPING SETS ((), (w.platform))
+"""
 
 
 @dataclass(frozen=True)
@@ -153,75 +190,43 @@ def measure_accuracy(
         return empty
     params = _params(model_version, as_of, as_of - timedelta(days=lookback_days), maturity)
     with db.connect() as conn, conn.cursor() as cur:
-        cur.execute(
-            f"""
-            SELECT count(*) FILTER (WHERE NOT {_CTR_OK}),
-                   count(*) FILTER (WHERE {_CTR_OK} AND NOT {_ROAS_OK}
-                                    AND {_HAS_IMPRESSIONS} AND {_MATURE}),
-                   count(*) FILTER (WHERE {_CTR_OK} AND p.actual_impressions IS NULL
-                                    OR {_CTR_OK} AND p.actual_impressions <= 0),
-                   count(*) FILTER (WHERE {_CTR_OK} AND {_HAS_IMPRESSIONS}
-                                    AND NOT ({_MATURE}))
-            FROM prediction_records p
-            {_RESOLVED}
-            """,
-            params,
+        cur.execute(_ONE_PASS, params)
+        rows = cur.fetchall()
+    total = next(row for row in rows if row[0])
+    (
+        invalid_ctr,
+        invalid_roas,
+        no_impressions,
+        immature,
+        n,
+        mae,
+        mean_error,
+        error_variance,
+        ss_tot,
+        mean_pred,
+        mean_act,
+        n_roas,
+        roas_abs,
+        roas_sum,
+        roas_mae,
+    ) = total[2:]
+    left_out = {
+        "bad_rows": {"invalid_ctr": int(invalid_ctr), "invalid_roas": int(invalid_roas)},
+        "immature_rows": int(immature),
+        "no_impressions_rows": int(no_impressions),
+    }
+    if not n:
+        return replace(empty, **left_out)
+    platforms = tuple(
+        sorted(
+            (
+                PlatformAccuracy(row[1], int(row[6]), float(row[7]), float(row[11] - row[12]))
+                for row in rows
+                if not row[0] and row[6]
+            ),
+            key=lambda p: (-p.n_samples, p.platform),
         )
-        invalid_ctr, invalid_roas, no_impressions, immature = map(int, cur.fetchone())
-        left_out = {
-            "bad_rows": {"invalid_ctr": invalid_ctr, "invalid_roas": invalid_roas},
-            "immature_rows": immature,
-            "no_impressions_rows": no_impressions,
-        }
-        # No squares in SQL: PostgreSQL raises on a float that underflows (an error of 1e-170
-        # squared), so the mean squared error is var_pop + mean² of the errors, in Python.
-        cur.execute(
-            f"""
-            SELECT count(*),
-                   avg(abs(p.predicted_ctr - p.actual_ctr)),
-                   avg(p.predicted_ctr - p.actual_ctr),
-                   var_pop(p.predicted_ctr - p.actual_ctr),
-                   CASE WHEN min(p.actual_ctr) < max(p.actual_ctr)
-                        THEN var_pop(p.actual_ctr) * count(*) END,
-                   avg(p.predicted_ctr),
-                   avg(p.actual_ctr),
-                   count(p.predicted_roas - p.actual_roas),
-                   sum(abs(p.predicted_roas - p.actual_roas)),
-                   sum(p.actual_roas) FILTER (WHERE p.predicted_roas IS NOT NULL),
-                   avg(abs(p.predicted_roas - p.actual_roas))
-            FROM {_JUDGED}
-            """,
-            params,
-        )
-        (
-            n,
-            mae,
-            mean_error,
-            error_variance,
-            ss_tot,
-            mean_pred,
-            mean_act,
-            n_roas,
-            roas_abs,
-            roas_sum,
-            roas_mae,
-        ) = cur.fetchone()
-        if not n:
-            return replace(empty, **left_out)
-        cur.execute(
-            f"""
-            SELECT coalesce(v.platform, 'unknown'), count(*),
-                   avg(abs(p.predicted_ctr - p.actual_ctr)),
-                   avg(p.predicted_ctr) - avg(p.actual_ctr)
-            FROM {_JUDGED} LEFT JOIN videos v ON v.video_id = p.video_id
-            GROUP BY 1 ORDER BY 2 DESC, 1
-            """,
-            params,
-        )
-        platforms = tuple(
-            PlatformAccuracy(name, int(count), float(p_mae), float(p_bias))
-            for name, count, p_mae, p_bias in cur.fetchall()
-        )
+    )
     mean_squared_error = error_variance + mean_error**2
     ss_res = mean_squared_error * n
     return AccuracyReport(
