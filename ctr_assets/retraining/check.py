@@ -21,18 +21,17 @@ import pandas as pd
 from ctr_assets.data.accuracy import AccuracyReport, Maturity
 from ctr_assets.data.training_frame import TrainingData
 from ctr_assets.ml.decision import RetrainPolicy, decide_retrain
-from ctr_assets.ml.evaluation import HoldoutScore, predict_ctr, score_predictions
+from ctr_assets.ml.evaluation import HoldoutScore, predict_ctr, score_predictions, take_holdout
 from ctr_assets.ml.model_files import ModelFileError
-from ctr_assets.ml.model_inputs import target
 from ctr_assets.ml.promotion import PromotionPolicy, PromotionVerdict, judge_promotion
-from ctr_assets.ml.recency import recency_weights
-from ctr_assets.ml.split import holdout_mask
+from ctr_assets.ml.split import training_split
 from ctr_assets.ml.training import (
     MIN_TRAINING_ROWS,
     TrainingParams,
     train_ctr_model,
     usable_training_rows,
 )
+from ctr_assets.ml.weights import IMPRESSION_CAP_QUANTILE, video_weights
 from ctr_assets.models.registry import ModelRegistry, ModelVersion
 from ctr_assets.retraining.record import DecisionRecord, Trigger
 
@@ -55,6 +54,10 @@ class CheckSettings:
     lookback_days: int = 7
     min_training_rows: int = MIN_TRAINING_ROWS
     recency_half_life_days: float | None = 2.0
+    # Videos weigh their impressions (capped at this quantile) times recency: see
+    # `ctr_assets.ml.weights`. Off: every video weighs its recency alone.
+    impression_weighting: bool = True
+    impression_cap_quantile: float = IMPRESSION_CAP_QUANTILE
     training: TrainingParams = field(default_factory=TrainingParams)
 
 
@@ -252,29 +255,32 @@ def _train_and_judge(
     roas_predicted: bool,
 ) -> CheckOutcome:
     frame = training.frame
-    weights = recency_weights(frame["created_at"], record.as_of, settings.recency_half_life_days)
-    trained = train_ctr_model(frame, settings.training, weights)
+    weights = video_weights(
+        frame,
+        record.as_of,
+        settings.recency_half_life_days,
+        by_impressions=settings.impression_weighting,
+        cap_quantile=settings.impression_cap_quantile,
+    )
+    split = training_split(frame["video_id"], settings.training.validation_fraction)
+    trained = train_ctr_model(frame, settings.training, weights, split=split)
 
-    mask = holdout_mask(frame["video_id"])
-    held_out = frame.loc[mask]
-    if len(held_out) < 2:
-        raise ValueError(
-            f"the frame has {len(held_out)} hold-out rows out of {len(frame)}; at least 2 are "
-            "needed to judge a model, so load more videos"
-        )
-    holdout_weights = None if weights is None else weights[mask]
-    actual = target(held_out)
-    challenger_predicted = predict_ctr(trained.booster, held_out)
+    # Only the hold-out's features and the columns the comparison reads are taken out of
+    # the frame; champion and challenger predict the same rows in place.
+    holdout = take_holdout(frame, weights, split.holdout)
+    actual, holdout_weights = holdout.actual, holdout.weights
+    challenger_predicted = predict_ctr(trained.booster, holdout.features)
     challenger_score = score_predictions(actual, challenger_predicted, holdout_weights)
     comparison = pd.DataFrame(
-        {"video_id": held_out["video_id"].to_numpy(), "ctr": actual}, index=held_out.index
+        {"video_id": holdout.column(frame, "video_id"), "ctr": actual},
+        index=frame.index.take(holdout.positions),
     )
     comparison["challenger"] = challenger_predicted
 
     verdict: PromotionVerdict | None = None
     champion_score: HoldoutScore | None = None
     if champion is not None:
-        champion_predicted = predict_ctr(registry.load(champion), held_out)
+        champion_predicted = predict_ctr(registry.load(champion), holdout.features)
         comparison["champion"] = champion_predicted
         champion_score = score_predictions(actual, champion_predicted, holdout_weights)
         verdict = judge_promotion(
@@ -282,15 +288,17 @@ def _train_and_judge(
             champion_predicted,
             challenger_predicted,
             holdout_weights,
-            held_out["platform"].astype(str).to_numpy(),
+            holdout.column(frame, "platform").astype(str),
             settings.promotion,
-            held_out["roas_per_ctr"].to_numpy() if roas_predicted else None,
+            holdout.column(frame, "roas_per_ctr") if roas_predicted else None,
         )
     params = {
         **settings.training.xgb_params(),
         "num_boost_round": settings.training.num_boost_round,
         "best_iteration": trained.best_iteration,
         "recency_half_life_days": settings.recency_half_life_days,
+        "impression_weighting": settings.impression_weighting,
+        "impression_cap_quantile": settings.impression_cap_quantile,
         "trained_as_of": record.as_of.isoformat(),
     }
     challenger = registry.register(trained, challenger_score, params, record.checked_at)
