@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ import xgboost as xgb
 
 from ctr_assets.faults import pause_point
 from ctr_assets.ml.model_inputs import feature_matrix, target
-from ctr_assets.ml.split import holdout_mask, training_split
+from ctr_assets.ml.split import TrainingSplit, holdout_mask, training_split
 
 # Below this many rows to learn from, a fit says more about noise than about videos.
 MIN_TRAINING_ROWS = 50
@@ -37,8 +38,15 @@ class TrainingParams:
     early_stopping_rounds: int = 40
     validation_fraction: float = 0.15
     seed: int = 42
-    nthread: int = 2
+    nthread: int = 0  # 0: every core of the machine
+    max_bin: int = 256
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def threads(self) -> int:
+        """The threads XGBoost gets: `nthread`, or every core when it is 0."""
+        if self.nthread < 0:
+            raise TrainingError(f"nthread must be 0 (every core) or more, got {self.nthread}")
+        return self.nthread or os.cpu_count() or 1
 
     def xgb_params(self) -> dict[str, Any]:
         """The parameter dict for `xgboost.train`."""
@@ -53,8 +61,9 @@ class TrainingParams:
             "subsample": self.subsample,
             "colsample_bytree": self.colsample_bytree,
             "reg_lambda": self.reg_lambda,
+            "max_bin": self.max_bin,
             "seed": self.seed,
-            "nthread": self.nthread,
+            "nthread": self.threads(),
             **self.extra,
         }
 
@@ -76,17 +85,23 @@ def usable_training_rows(frame: pd.DataFrame) -> int:
 
 
 def train_ctr_model(
-    frame: pd.DataFrame, params: TrainingParams, weights: np.ndarray | None = None
+    frame: pd.DataFrame,
+    params: TrainingParams,
+    weights: np.ndarray | None = None,
+    *,
+    split: TrainingSplit | None = None,
 ) -> TrainedModel:
     """Fits on non-hold-out rows, stopping early on a validation slice of them.
 
-    `weights` (one per row, e.g. `recency_weights`) make some videos count more.
+    `weights` (one per row, e.g. `video_weights`) make some videos count more. `split`
+    (`training_split` of the frame with `params.validation_fraction`) saves hashing the ids
+    again when the caller has it.
 
     The returned booster holds only the trees up to the best iteration, so the saved
     file and in-memory predictions agree without anyone passing an iteration range.
     """
     started = time.perf_counter()
-    split = training_split(frame["video_id"], params.validation_fraction)
+    split = split or training_split(frame["video_id"], params.validation_fraction)
     training, validating = split.training, split.validation
     if not training.any() or not validating.any():
         raise ValueError(
@@ -95,19 +110,23 @@ def train_ctr_model(
             "both must be non-empty, so load more videos before training"
         )
     features, labels = feature_matrix(frame), target(frame)
+    # `extra` may override the bins and threads; the matrices must use what training uses.
+    xgb_params = params.xgb_params()
     train_matrix = xgb.QuantileDMatrix(
         features[training],
         label=labels[training],
         weight=None if weights is None else weights[training],
         enable_categorical=True,
-        nthread=params.nthread,
+        nthread=xgb_params["nthread"],
+        max_bin=xgb_params["max_bin"],
     )
     validation_matrix = xgb.QuantileDMatrix(
         features[validating],
         label=labels[validating],
         weight=None if weights is None else weights[validating],
         enable_categorical=True,
-        nthread=params.nthread,
+        nthread=xgb_params["nthread"],
+        max_bin=xgb_params["max_bin"],
         ref=train_matrix,
     )
     pause_point("training")
