@@ -49,48 +49,96 @@ _MATURE = (
 _JUDGED_WHERE = f"{_RESOLVED} AND {_CTR_OK} AND {_HAS_IMPRESSIONS} AND {_MATURE}"
 BAD_ROW_REASONS = ("invalid_ctr", "invalid_roas")
 
-# The window is read once: each resolved row of the window is classified (judged, or left
-# out and why), joined to its own video for the platform (only the window's videos are
-# looked up), and aggregated twice in the same pass by GROUPING SETS: once over all rows
-# (the totals, `grouping(platform) = 1`) and once per platform. No squares in SQL:
-# PostgreSQL raises on a float that underflows (an error of 1e-170 squared), so the mean
-# squared error is var_pop + mean² of the errors, in Python.
+# The window is read once, and nothing else: each resolved row of the window is classified
+# (`kind`: judged, or left out and why) and aggregated per (platform, kind); Python adds the
+# few groups up into the totals and the per-platform table (`_Moments`). A row's platform
+# is the one recorded with the prediction (migration 0005); only a row without one looks
+# its video up, by primary key, so `videos` is never scanned. No squares in SQL: PostgreSQL
+# raises on a float that underflows (an error of 1e-170 squared), so spreads come from
+# var_pop and the mean squared error is var_pop + mean² of the errors.
+_JUDGED, _INVALID_CTR, _NO_IMPRESSIONS, _IMMATURE, _INVALID_ROAS = range(5)
 _ONE_PASS = f"""
-    SELECT grouping(w.platform) = 1, w.platform,
-           count(*) FILTER (WHERE NOT w.ctr_ok),
-           count(*) FILTER (WHERE w.judged AND NOT w.roas_ok),
-           count(*) FILTER (WHERE w.ctr_ok AND NOT w.has_impressions),
-           count(*) FILTER (WHERE w.ctr_ok AND w.has_impressions AND NOT w.mature),
-           count(*) FILTER (WHERE w.judged),
-           avg(abs(w.predicted_ctr - w.actual_ctr)) FILTER (WHERE w.judged),
-           avg(w.predicted_ctr - w.actual_ctr) FILTER (WHERE w.judged),
-           var_pop(w.predicted_ctr - w.actual_ctr) FILTER (WHERE w.judged),
-           CASE WHEN min(w.actual_ctr) FILTER (WHERE w.judged)
-                     < max(w.actual_ctr) FILTER (WHERE w.judged)
-                THEN var_pop(w.actual_ctr) FILTER (WHERE w.judged)
-                     * count(*) FILTER (WHERE w.judged) END,
-           avg(w.predicted_ctr) FILTER (WHERE w.judged),
-           avg(w.actual_ctr) FILTER (WHERE w.judged),
-           count(w.predicted_roas - w.actual_roas) FILTER (WHERE w.judged),
-           sum(abs(w.predicted_roas - w.actual_roas)) FILTER (WHERE w.judged),
-           sum(w.actual_roas) FILTER (WHERE w.judged AND w.predicted_roas IS NOT NULL),
-           avg(abs(w.predicted_roas - w.actual_roas)) FILTER (WHERE w.judged)
+    SELECT w.platform, w.kind, count(*),
+           sum(abs(w.predicted_ctr - w.actual_ctr)),
+           sum(w.predicted_ctr), sum(w.actual_ctr),
+           var_pop(w.predicted_ctr - w.actual_ctr), var_pop(w.actual_ctr),
+           min(w.actual_ctr), max(w.actual_ctr),
+           count(w.roas_error), sum(abs(w.roas_error)), sum(w.paired_actual_roas)
     FROM (
-        SELECT coalesce(v.platform, 'unknown') AS platform,
+        SELECT coalesce(
+                   p.platform,
+                   (SELECT v.platform FROM videos v WHERE v.video_id = p.video_id),
+                   'unknown'
+               ) AS platform,
                p.predicted_ctr, p.actual_ctr,
-               CASE WHEN {_ROAS_OK} THEN p.predicted_roas END AS predicted_roas,
-               CASE WHEN {_ROAS_OK} THEN p.actual_roas END AS actual_roas,
-               {_CTR_OK} AS ctr_ok,
-               {_ROAS_OK} AS roas_ok,
-               coalesce({_HAS_IMPRESSIONS}, false) AS has_impressions,
-               coalesce({_MATURE}, false) AS mature,
-               {_CTR_OK} AND coalesce({_HAS_IMPRESSIONS} AND {_MATURE}, false) AS judged
-        FROM prediction_records p
-        LEFT JOIN videos v ON v.video_id = p.video_id
+               CASE WHEN r.roas_ok THEN p.predicted_roas - p.actual_roas END AS roas_error,
+               CASE WHEN r.roas_ok AND p.predicted_roas IS NOT NULL
+                    THEN p.actual_roas END AS paired_actual_roas,
+               CASE WHEN NOT {_CTR_OK} THEN {_INVALID_CTR}
+                    WHEN NOT coalesce({_HAS_IMPRESSIONS}, false) THEN {_NO_IMPRESSIONS}
+                    WHEN NOT ({_MATURE}) THEN {_IMMATURE}
+                    WHEN NOT r.roas_ok THEN {_INVALID_ROAS}
+                    ELSE {_JUDGED} END AS kind
+        FROM prediction_records p, LATERAL (SELECT {_ROAS_OK} AS roas_ok) r
         {_RESOLVED}
     ) w
-    GROUP BY GROUPING SETS ((), (w.platform))
+    GROUP BY 1, 2
 """
+
+
+@dataclass
+class _Moments:
+    """Sums of one group of judged rows; groups add up exactly (Chan et al.'s formula for
+    the spreads), so one pass per group is enough for the totals."""
+
+    n: int = 0
+    abs_error: float = 0.0
+    predicted: float = 0.0
+    actual: float = 0.0
+    error_m2: float = 0.0  # sum of squared deviations of the error from its mean
+    actual_m2: float = 0.0
+    actual_min: float = math.inf
+    actual_max: float = -math.inf
+    roas_n: int = 0
+    roas_abs: float = 0.0
+    roas_actual: float = 0.0
+
+    @classmethod
+    def of_row(cls, row: tuple) -> _Moments:
+        n, abs_error, predicted, actual, error_var, actual_var, low, high = row[2:10]
+        roas_n, roas_abs, roas_actual = row[10:13]
+        return cls(
+            int(n), abs_error, predicted, actual, error_var * n, actual_var * n, low, high,
+            int(roas_n), roas_abs or 0.0, roas_actual or 0.0,
+        )  # fmt: skip
+
+    def __add__(self, other: _Moments) -> _Moments:
+        if not other.n:
+            return self
+        if not self.n:
+            return other
+        n = self.n + other.n
+
+        def m2(mine: float, theirs: float, mean_gap: float) -> float:
+            return mine + theirs + mean_gap**2 * self.n * other.n / n
+
+        error_gap = (other.predicted - other.actual) / other.n - (
+            self.predicted - self.actual
+        ) / self.n
+        actual_gap = other.actual / other.n - self.actual / self.n
+        return _Moments(
+            n=n,
+            abs_error=self.abs_error + other.abs_error,
+            predicted=self.predicted + other.predicted,
+            actual=self.actual + other.actual,
+            error_m2=m2(self.error_m2, other.error_m2, error_gap),
+            actual_m2=m2(self.actual_m2, other.actual_m2, actual_gap),
+            actual_min=min(self.actual_min, other.actual_min),
+            actual_max=max(self.actual_max, other.actual_max),
+            roas_n=self.roas_n + other.roas_n,
+            roas_abs=self.roas_abs + other.roas_abs,
+            roas_actual=self.roas_actual + other.roas_actual,
+        )
 
 
 @dataclass(frozen=True)
@@ -190,60 +238,63 @@ def measure_accuracy(
         return empty
     params = _params(model_version, as_of, as_of - timedelta(days=lookback_days), maturity)
     with db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SET LOCAL jit = off")  # compiling costs more than this query runs
         cur.execute(_ONE_PASS, params)
         rows = cur.fetchall()
-    total = next(row for row in rows if row[0])
-    (
-        invalid_ctr,
-        invalid_roas,
-        no_impressions,
-        immature,
-        n,
-        mae,
-        mean_error,
-        error_variance,
-        ss_tot,
-        mean_pred,
-        mean_act,
-        n_roas,
-        roas_abs,
-        roas_sum,
-        roas_mae,
-    ) = total[2:]
+    left_out_counts = dict.fromkeys(range(5), 0)
+    judged: dict[str, _Moments] = {}
+    for row in rows:
+        platform, kind, count = row[0], row[1], int(row[2])
+        left_out_counts[kind] += count
+        if kind in (_JUDGED, _INVALID_ROAS):
+            judged[platform] = judged.get(platform, _Moments()) + _Moments.of_row(row)
     left_out = {
-        "bad_rows": {"invalid_ctr": int(invalid_ctr), "invalid_roas": int(invalid_roas)},
-        "immature_rows": int(immature),
-        "no_impressions_rows": int(no_impressions),
+        "bad_rows": {
+            "invalid_ctr": left_out_counts[_INVALID_CTR],
+            "invalid_roas": left_out_counts[_INVALID_ROAS],
+        },
+        "immature_rows": left_out_counts[_IMMATURE],
+        "no_impressions_rows": left_out_counts[_NO_IMPRESSIONS],
     }
-    if not n:
+    total = sum(judged.values(), _Moments())
+    if not total.n:
         return replace(empty, **left_out)
     platforms = tuple(
         sorted(
             (
-                PlatformAccuracy(row[1], int(row[6]), float(row[7]), float(row[11] - row[12]))
-                for row in rows
-                if not row[0] and row[6]
+                PlatformAccuracy(
+                    name,
+                    m.n,
+                    m.abs_error / m.n,
+                    (m.predicted - m.actual) / m.n,
+                )
+                for name, m in judged.items()
             ),
             key=lambda p: (-p.n_samples, p.platform),
         )
     )
-    mean_squared_error = error_variance + mean_error**2
+    n = total.n
+    mean_error = (total.predicted - total.actual) / n
+    mean_squared_error = total.error_m2 / n + mean_error**2
     ss_res = mean_squared_error * n
+    # R² needs spread in the outcomes; with none it is undefined, not 0. (The spread of
+    # equal values can come back as rounding dust, hence the min < max test.)
+    ss_tot = total.actual_m2 if total.actual_min < total.actual_max else None
     return AccuracyReport(
         model_version=model_version,
         as_of=as_of,
         lookback_days=lookback_days,
-        n_samples=int(n),
-        mae=float(mae),
+        n_samples=n,
+        mae=total.abs_error / n,
         rmse=math.sqrt(mean_squared_error),
-        # R² needs spread in the outcomes; with none it is undefined, not 0. (var_pop of
-        # equal values can come back as rounding dust, hence the min < max test above.)
         r2=float(1 - ss_res / ss_tot) if ss_tot else None,
-        mean_predicted_ctr=float(mean_pred),
-        mean_actual_ctr=float(mean_act),
-        roas_samples=int(n_roas),
-        roas_accuracy=float(1 - roas_abs / roas_sum) if n_roas and roas_sum else None,
-        roas_mae=float(roas_mae) if roas_mae is not None else None,
+        mean_predicted_ctr=total.predicted / n,
+        mean_actual_ctr=total.actual / n,
+        roas_samples=total.roas_n,
+        roas_accuracy=(
+            1 - total.roas_abs / total.roas_actual if total.roas_n and total.roas_actual else None
+        ),
+        roas_mae=total.roas_abs / total.roas_n if total.roas_n else None,
         by_platform=platforms,
         **left_out,
     )
