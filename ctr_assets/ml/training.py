@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,20 @@ class TrainingParams:
     nthread: int = 0  # 0: every core of the machine
     max_bin: int = 256
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field, as stored with a training config (JSON-ready)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainingParams:
+        """The params a stored dict describes; an unknown name is refused, a missing one
+        takes its default (so configs stored before a field existed still load)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training parameters {unknown}; known: {sorted(known)}")
+        return cls(**values)
 
     def threads(self) -> int:
         """The threads XGBoost gets: `nthread`, or every core when it is 0."""
