@@ -12,6 +12,7 @@ from ctr_assets.data.training_frame import TrainingData, load_training_frame
 from ctr_assets.ml.decision import decide_retrain
 from ctr_assets.ml.training import TrainingParams
 from ctr_assets.models.registry import ModelVersion
+from ctr_assets.models.training_configs import training_params_for_check
 from ctr_assets.orchestration.resources import CtrDatabase, ModelStore, RetrainSettings
 from ctr_assets.reporting.plots import accuracy_trend_png, holdout_scatter_png
 from ctr_assets.retraining.check import RetrainError, judge_retrain_check
@@ -403,7 +404,7 @@ def retrain_check(
     """Decides whether to retrain, trains and judges a challenger when it should, promotes
     it only on evidence, and records the decision."""
     db = database.open()
-    settings = retrain_settings.check_settings(config.params())
+    settings = retrain_settings.check_settings(training_params_for_check(db, config.params()))
     registry = models.registry(db)
 
     def remeasure(version: str | None) -> AccuracyReport:
