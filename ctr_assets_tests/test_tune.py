@@ -136,3 +136,26 @@ def test_an_operators_explicit_setting_wins_over_the_config_in_force(db: Databas
     adopt_training_config(db, UNDERFIT, replacing=None, reason="test")
     explicit = replace(TrainingParams(), max_depth=7)
     assert training_params_for_check(db, explicit) == replace(UNDERFIT, max_depth=7)
+
+
+def test_the_tuning_job_runs_on_demand_and_nothing_schedules_it(world: Database) -> None:
+    from ctr_assets.definitions import defs
+    from ctr_assets.orchestration.resources import CtrDatabase, RetrainSettings
+    from ctr_assets.orchestration.tuning import TUNE_JOB, tune_training_config_job
+
+    adopt_training_config(world, UNDERFIT, replacing=None, reason="test: underfit")
+    result = tune_training_config_job.execute_in_process(
+        run_config={"ops": {"tune_training_config_op": {"config": {"trials": 2, "study": "job"}}}},
+        resources={"database": CtrDatabase(url=world.url), "retrain_settings": RetrainSettings()},
+    )
+    assert result.success
+    assert len(_stored_trials(world, "job")) == 2
+    in_force = current_training_config(world)
+    assert in_force is not None
+    assert in_force.study_name == "job"
+    repository = defs().get_repository_def()
+    assert TUNE_JOB in {job.name for job in repository.get_all_jobs()}
+    targeted = {schedule.job_name for schedule in repository.schedule_defs}
+    for sensor in repository.sensor_defs:
+        targeted |= {job.name for job in sensor.jobs} if sensor.has_jobs else set()
+    assert TUNE_JOB not in targeted
