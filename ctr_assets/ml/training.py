@@ -126,22 +126,16 @@ def train_ctr_model(
     features, labels = feature_matrix(frame), target(frame)
     # `extra` may override the bins and threads; the matrices must use what training uses.
     xgb_params = params.xgb_params()
+    matrix_settings = {
+        "enable_categorical": True,
+        "nthread": xgb_params["nthread"],
+        "max_bin": xgb_params["max_bin"],
+    }
     train_matrix = xgb.QuantileDMatrix(
-        features[training],
-        label=labels[training],
-        weight=None if weights is None else weights[training],
-        enable_categorical=True,
-        nthread=xgb_params["nthread"],
-        max_bin=xgb_params["max_bin"],
+        _Rows(features, labels, weights, training), **matrix_settings
     )
     validation_matrix = xgb.QuantileDMatrix(
-        features[validating],
-        label=labels[validating],
-        weight=None if weights is None else weights[validating],
-        enable_categorical=True,
-        nthread=xgb_params["nthread"],
-        max_bin=xgb_params["max_bin"],
-        ref=train_matrix,
+        _Rows(features, labels, weights, validating), ref=train_matrix, **matrix_settings
     )
     pause_point("training")
     booster = _boost(params, train_matrix, validation_matrix)
@@ -153,6 +147,44 @@ def train_ctr_model(
         training_rows=int(training.sum()),
         validation_rows=int(validating.sum()),
     )
+
+
+# Rows are handed to XGBoost this many at a time: only one block of them is ever copied out
+# of the frame, instead of the whole training part (two thirds of the frame's features).
+BLOCK_ROWS = 1_000_000
+
+
+class _Rows(xgb.DataIter):
+    """The selected rows of the frame, in blocks of `BLOCK_ROWS` (one block when they fit:
+    then the matrix is exactly the one built from all rows at once)."""
+
+    def __init__(
+        self,
+        features: pd.DataFrame,
+        labels: np.ndarray,
+        weights: np.ndarray | None,
+        selected: np.ndarray,
+    ) -> None:
+        positions = np.flatnonzero(selected)
+        self._blocks = [positions[i : i + BLOCK_ROWS] for i in range(0, len(positions), BLOCK_ROWS)]
+        self._features, self._labels, self._weights = features, labels, weights
+        self._next = 0
+        super().__init__(release_data=True)
+
+    def next(self, input_data) -> bool:
+        if self._next == len(self._blocks):
+            return False
+        rows = self._blocks[self._next]
+        input_data(
+            data=self._features.take(rows),
+            label=self._labels[rows],
+            weight=None if self._weights is None else self._weights[rows],
+        )
+        self._next += 1
+        return True
+
+    def reset(self) -> None:
+        self._next = 0
 
 
 def _boost(
