@@ -22,7 +22,7 @@ from ctr_assets.db.schema import migrate
 
 # Every generated world ends here, so the rows and results never depend on the clock.
 WORLD_END = datetime(2026, 11, 1, tzinfo=UTC)
-GENERATOR_VERSION = 1  # bump when the generated rows change
+GENERATOR_VERSION = 2  # bump when the generated rows change (2: prediction_records.platform)
 
 Log = Callable[[str], None]
 

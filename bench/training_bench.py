@@ -1,8 +1,8 @@
 """Training: the product's `train_ctr_model` against bare `xgboost.train`.
 
-All variants fit the same loaded frame with the default `TrainingParams` and the recency
-weights a check as of the world's end would use, on the same training rows (the product's
-own split, computed once outside the timing for the bare variants):
+All variants fit the same loaded frame with the default `TrainingParams` and the weights
+(impressions times recency) a check as of the world's end would use, on the same training
+rows (the product's own split, computed once outside the timing for the bare variants):
 
 - `train_ctr_model` (measured): the split, the feature checks, two QuantileDMatrix,
   boosting with early stopping on the validation slice, the booster cut at its best round.
@@ -27,9 +27,9 @@ from bench.report import target
 from ctr_assets.data.features import FEATURES, TARGET
 from ctr_assets.data.training_frame import load_training_frame
 from ctr_assets.db.connection import Database
-from ctr_assets.ml.recency import recency_weights
 from ctr_assets.ml.split import TrainingSplit, training_split
 from ctr_assets.ml.training import TrainingParams, train_ctr_model
+from ctr_assets.ml.weights import video_weights
 
 OVERHEAD_TARGET = 1.1
 PRODUCT = "train_ctr_model"
@@ -61,7 +61,7 @@ def bare_train(
             label=labels[rows],
             weight=weights[rows],
             enable_categorical=True,
-            nthread=params.nthread,
+            nthread=params.threads(),
             **extra,
         )
 
@@ -82,7 +82,7 @@ def bare_train(
 def run_training_bench(db: Database, videos: int, repeats: int) -> dict:
     frame = load_training_frame(db).frame
     params = TrainingParams()
-    weights = recency_weights(frame["created_at"], WORLD_END, 2.0)
+    weights = video_weights(frame, WORLD_END, 2.0)
     split = training_split(frame["video_id"], params.validation_fraction)
     boosters: dict[str, xgb.Booster] = {}
 

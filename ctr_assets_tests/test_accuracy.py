@@ -141,6 +141,23 @@ def test_a_video_without_a_platform_counts_as_unknown(db: Database) -> None:
     assert by_name["instagram"].n_samples == 1
 
 
+def test_the_platform_is_recorded_at_insert_or_looked_up_when_it_was_not(db: Database) -> None:
+    # "early" is predicted before its video row exists: nothing to record, looked up later.
+    _insert_predictions(db, {"video_id": "early", "predicted_ctr": 0.05, "actual_ctr": 0.03})
+    _insert_videos(db, {"early": "snapchat", "late": "facebook"})
+    _insert_predictions(db, {"video_id": "late", "predicted_ctr": 0.04, "actual_ctr": 0.04})
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute("SELECT video_id, platform FROM prediction_records ORDER BY video_id")
+        assert cur.fetchall() == [("early", None), ("late", "facebook")]
+        # The platform at prediction time counts, not a later change of the video's row.
+        cur.execute("UPDATE videos SET platform = 'youtube' WHERE video_id = 'late'")
+
+    report = measure_accuracy(db, MODEL, AS_OF)
+
+    by_name = {p.platform: p.n_samples for p in report.by_platform}
+    assert by_name == {"snapchat": 1, "facebook": 1}
+
+
 # Each of these rows has a large error, so counting it would move every figure.
 EXCLUDED = {
     "other_model_version": {"model_version": OTHER_MODEL},

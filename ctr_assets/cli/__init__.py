@@ -11,6 +11,7 @@ from ctr_assets.cli.errors import CommandLine, WithoutTracebacks
 from ctr_assets.cli.models import models
 from ctr_assets.cli.report import report
 from ctr_assets.cli.stack import db, dev
+from ctr_assets.cli.tune import tune
 from ctr_assets.cli.world import demo, simulate
 
 
@@ -25,7 +26,7 @@ def main(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
 
 
-for command in (db, simulate, demo, dev, check_retrain, backtest, report, models):
+for command in (db, simulate, demo, dev, check_retrain, backtest, report, models, tune):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import numpy as np
 import pandas as pd
 import xgboost as xgb
 
@@ -33,9 +34,9 @@ from ctr_assets.data.features import FEATURES, TARGET
 from ctr_assets.data.training_frame import TablePart, TrainingData, load_training_frame
 from ctr_assets.db.connection import Database
 from ctr_assets.faults import pause_point
-from ctr_assets.ml.recency import recency_weights
 from ctr_assets.ml.split import holdout_mask, training_split
 from ctr_assets.ml.training import TrainedModel, TrainingError, TrainingParams
+from ctr_assets.ml.weights import Weighting, impression_cap, largest
 from ctr_assets.retraining.training_set import FittedChallenger, holdout_predictions
 
 if TYPE_CHECKING:  # distributed is imported when a cluster is used, not with the code location
@@ -152,7 +153,7 @@ class ClusterTrainingSet:
         self,
         params: TrainingParams,
         as_of: datetime,
-        half_life_days: float | None,
+        weighting: Weighting,
         champion: xgb.Booster | None,
     ) -> FittedChallenger:
         """Trains with `xgboost.dask` and predicts the hold-out on the workers."""
@@ -161,25 +162,25 @@ class ClusterTrainingSet:
             self.settings,
             set(self.placement),
             "training on the Dask cluster",
-            lambda: self._fit(params, as_of, half_life_days, champion),
+            lambda: self._fit(params, as_of, weighting, champion),
         )
 
     def _fit(
         self,
         params: TrainingParams,
         as_of: datetime,
-        half_life_days: float | None,
+        weighting: Weighting,
         champion: xgb.Booster | None,
     ) -> FittedChallenger:
         # xgboost.dask finds its client as the current one (in this thread).
         with self.client.as_current():
-            return self._fit_here(params, as_of, half_life_days, champion)
+            return self._fit_here(params, as_of, weighting, champion)
 
     def _fit_here(
         self,
         params: TrainingParams,
         as_of: datetime,
-        half_life_days: float | None,
+        weighting: Weighting,
         champion: xgb.Booster | None,
     ) -> FittedChallenger:
         import dask.dataframe as dd
@@ -187,10 +188,9 @@ class ClusterTrainingSet:
 
         started = time.perf_counter()
         client = self.client
+        scale = self.weight_scale(weighting, as_of)
         prepared = [
-            client.submit(
-                _model_rows, part, as_of, half_life_days, params.validation_fraction, pure=False
-            )
+            client.submit(_model_rows, part, as_of, scale, params.validation_fraction, pure=False)
             for part in self.parts
         ]
         counts = pd.DataFrame(client.gather(client.map(_role_counts, prepared, pure=False)))
@@ -209,7 +209,7 @@ class ClusterTrainingSet:
         features = list(FEATURES)
         training = frame[frame["role"] == _TRAINING]
         validation = frame[frame["role"] == _VALIDATION]
-        weighted = bool(half_life_days)
+        weighted = weighting.active
         train_matrix = dxgb.DaskQuantileDMatrix(
             client,
             training[features],
@@ -264,13 +264,30 @@ class ClusterTrainingSet:
             _holdout_rows,
             self.parts,
             as_of=as_of,
-            half_life_days=half_life_days,
+            scale=scale,
             challenger=challenger_on_workers,
             champion=champion_on_workers,
             pure=False,
         )
         holdout = pd.concat(client.gather(predicted), ignore_index=True)
         return FittedChallenger(trained, holdout)
+
+    def weight_scale(self, weighting: Weighting, as_of: datetime) -> WeightScale:
+        """The frame-wide figures every partition's weights need: the impressions' cap (from
+        each partition's largest impressions) and the mean raw weight (from their sums)."""
+        client, rows = self.client, self.rows
+        cap = None
+        if weighting.by_impressions and weighting.cap_quantile < 1.0:
+            size = weighting.tail_size(rows)
+            tails = client.gather(client.map(_impression_tail, self.parts, size=size, pure=False))
+            cap = impression_cap(tails, rows, weighting.cap_quantile)
+        sums = client.gather(
+            client.map(
+                _raw_weight_sum, self.parts, weighting=weighting, as_of=as_of, cap=cap, pure=False
+            )
+        )
+        mean = sum(sums) / rows if rows else 1.0
+        return WeightScale(weighting, cap, mean)
 
     def release(self) -> None:
         """Frees the partitions on the workers."""
@@ -354,14 +371,39 @@ def _read_part(db: Database, min_impressions: int, part: TablePart) -> TrainingD
     return load_training_frame(db, min_impressions, part)
 
 
+@dataclass(frozen=True)
+class WeightScale:
+    """A check's `Weighting` with the frame-wide figures it needs on each partition."""
+
+    weighting: Weighting
+    cap: float | None
+    mean: float
+
+    def of(self, frame: pd.DataFrame, as_of: datetime) -> np.ndarray | None:
+        """The partition's weights, as `Weighting.of` gives them on the whole frame."""
+        if not self.weighting.active:
+            return None
+        return self.weighting.raw(frame, as_of, self.cap) / self.mean
+
+
+def _impression_tail(data: TrainingData, size: int) -> np.ndarray:
+    return largest(data.frame["impressions"].to_numpy(), size)
+
+
+def _raw_weight_sum(
+    data: TrainingData, weighting: Weighting, as_of: datetime, cap: float | None
+) -> float:
+    return float(weighting.raw(data.frame, as_of, cap).sum())
+
+
 def _model_rows(
-    data: TrainingData, as_of: datetime, half_life_days: float | None, validation_fraction: float
+    data: TrainingData, as_of: datetime, scale: WeightScale, validation_fraction: float
 ) -> pd.DataFrame:
-    """The partition's features, target, recency weight and role (training, validation,
-    hold-out), by the same rules as `train_ctr_model`."""
+    """The partition's features, target, weight and role (training, validation, hold-out),
+    by the same rules as `train_ctr_model`."""
     frame = data.frame
     rows = frame.loc[:, [*FEATURES, TARGET]]
-    weights = recency_weights(frame["created_at"], as_of, half_life_days)
+    weights = scale.of(frame, as_of)
     rows["weight"] = 1.0 if weights is None else weights
     role = pd.Series(_HOLDOUT, index=frame.index, dtype="int8")
     if len(frame):
@@ -385,13 +427,12 @@ def _holdout_rows(
     data: TrainingData,
     *,
     as_of: datetime,
-    half_life_days: float | None,
+    scale: WeightScale,
     challenger: xgb.Booster,
     champion: xgb.Booster | None,
 ) -> pd.DataFrame:
     frame = data.frame
-    weights = recency_weights(frame["created_at"], as_of, half_life_days)
-    return holdout_predictions(frame, weights, challenger, champion)
+    return holdout_predictions(frame, scale.of(frame, as_of), challenger, champion)
 
 
 class PausePoint(xgb.callback.TrainingCallback):

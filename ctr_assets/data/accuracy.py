@@ -47,13 +47,107 @@ _MATURE = (
     "AND p.predicted_at <= %(as_of)s - %(min_age)s::interval"
 )
 _JUDGED_WHERE = f"{_RESOLVED} AND {_CTR_OK} AND {_HAS_IMPRESSIONS} AND {_MATURE}"
-_JUDGED = f"""
-    (SELECT p.video_id, p.predicted_ctr, p.actual_ctr,
-            CASE WHEN {_ROAS_OK} THEN p.predicted_roas END AS predicted_roas,
-            CASE WHEN {_ROAS_OK} THEN p.actual_roas END AS actual_roas
-     FROM prediction_records p {_JUDGED_WHERE}) p
-"""
 BAD_ROW_REASONS = ("invalid_ctr", "invalid_roas")
+
+# The window is read once, and nothing else: each resolved row of the window is classified
+# (`kind`: judged, or left out and why) and aggregated per (platform, kind); Python adds the
+# few groups up into the totals and the per-platform table (`_Moments`). A row's platform
+# is the one recorded with the prediction (migration 0005); rows without one are grouped
+# per video and only those videos are looked up, by primary key, after the aggregation, so
+# `videos` is never scanned. No squares in SQL: PostgreSQL raises on a float that
+# underflows (an error of 1e-170 squared), so spreads come from var_pop and the mean
+# squared error is var_pop + mean² of the errors.
+_JUDGED, _INVALID_CTR, _NO_IMPRESSIONS, _IMMATURE, _INVALID_ROAS = range(5)
+_ONE_PASS = f"""
+    SELECT coalesce(
+               g.platform,
+               (SELECT v.platform FROM videos v WHERE v.video_id = g.unplaced_video),
+               'unknown'
+           ),
+           g.kind, g.n, g.abs_error, g.predicted, g.actual, g.error_var, g.actual_var,
+           g.actual_min, g.actual_max, g.roas_n, g.roas_abs, g.roas_actual
+    FROM (
+        SELECT w.platform, w.unplaced_video, w.kind, count(*) AS n,
+               sum(abs(w.predicted_ctr - w.actual_ctr)) AS abs_error,
+               sum(w.predicted_ctr) AS predicted, sum(w.actual_ctr) AS actual,
+               var_pop(w.predicted_ctr - w.actual_ctr) AS error_var,
+               var_pop(w.actual_ctr) AS actual_var,
+               min(w.actual_ctr) AS actual_min, max(w.actual_ctr) AS actual_max,
+               count(w.roas_error) AS roas_n, sum(abs(w.roas_error)) AS roas_abs,
+               sum(w.paired_actual_roas) AS roas_actual
+        FROM (
+            SELECT p.platform,
+                   CASE WHEN p.platform IS NULL THEN p.video_id END AS unplaced_video,
+                   p.predicted_ctr, p.actual_ctr,
+                   CASE WHEN r.roas_ok THEN p.predicted_roas - p.actual_roas END AS roas_error,
+                   CASE WHEN r.roas_ok AND p.predicted_roas IS NOT NULL
+                        THEN p.actual_roas END AS paired_actual_roas,
+                   CASE WHEN NOT {_CTR_OK} THEN {_INVALID_CTR}
+                        WHEN NOT coalesce({_HAS_IMPRESSIONS}, false) THEN {_NO_IMPRESSIONS}
+                        WHEN NOT ({_MATURE}) THEN {_IMMATURE}
+                        WHEN NOT r.roas_ok THEN {_INVALID_ROAS}
+                        ELSE {_JUDGED} END AS kind
+            FROM prediction_records p, LATERAL (SELECT {_ROAS_OK} AS roas_ok) r
+            {_RESOLVED}
+        ) w
+        GROUP BY 1, 2, 3
+    ) g
+"""
+
+
+@dataclass
+class _Moments:
+    """Sums of one group of judged rows; groups add up exactly (Chan et al.'s formula for
+    the spreads), so one pass per group is enough for the totals."""
+
+    n: int = 0
+    abs_error: float = 0.0
+    predicted: float = 0.0
+    actual: float = 0.0
+    error_m2: float = 0.0  # sum of squared deviations of the error from its mean
+    actual_m2: float = 0.0
+    actual_min: float = math.inf
+    actual_max: float = -math.inf
+    roas_n: int = 0
+    roas_abs: float = 0.0
+    roas_actual: float = 0.0
+
+    @classmethod
+    def of_row(cls, row: tuple) -> _Moments:
+        n, abs_error, predicted, actual, error_var, actual_var, low, high = row[2:10]
+        roas_n, roas_abs, roas_actual = row[10:13]
+        return cls(
+            int(n), abs_error, predicted, actual, error_var * n, actual_var * n, low, high,
+            int(roas_n), roas_abs or 0.0, roas_actual or 0.0,
+        )  # fmt: skip
+
+    def __add__(self, other: _Moments) -> _Moments:
+        if not other.n:
+            return self
+        if not self.n:
+            return other
+        n = self.n + other.n
+
+        def m2(mine: float, theirs: float, mean_gap: float) -> float:
+            return mine + theirs + mean_gap**2 * self.n * other.n / n
+
+        error_gap = (other.predicted - other.actual) / other.n - (
+            self.predicted - self.actual
+        ) / self.n
+        actual_gap = other.actual / other.n - self.actual / self.n
+        return _Moments(
+            n=n,
+            abs_error=self.abs_error + other.abs_error,
+            predicted=self.predicted + other.predicted,
+            actual=self.actual + other.actual,
+            error_m2=m2(self.error_m2, other.error_m2, error_gap),
+            actual_m2=m2(self.actual_m2, other.actual_m2, actual_gap),
+            actual_min=min(self.actual_min, other.actual_min),
+            actual_max=max(self.actual_max, other.actual_max),
+            roas_n=self.roas_n + other.roas_n,
+            roas_abs=self.roas_abs + other.roas_abs,
+            roas_actual=self.roas_actual + other.roas_actual,
+        )
 
 
 @dataclass(frozen=True)
@@ -153,92 +247,66 @@ def measure_accuracy(
         return empty
     params = _params(model_version, as_of, as_of - timedelta(days=lookback_days), maturity)
     with db.connect() as conn, conn.cursor() as cur:
-        cur.execute(
-            f"""
-            SELECT count(*) FILTER (WHERE NOT {_CTR_OK}),
-                   count(*) FILTER (WHERE {_CTR_OK} AND NOT {_ROAS_OK}
-                                    AND {_HAS_IMPRESSIONS} AND {_MATURE}),
-                   count(*) FILTER (WHERE {_CTR_OK} AND p.actual_impressions IS NULL
-                                    OR {_CTR_OK} AND p.actual_impressions <= 0),
-                   count(*) FILTER (WHERE {_CTR_OK} AND {_HAS_IMPRESSIONS}
-                                    AND NOT ({_MATURE}))
-            FROM prediction_records p
-            {_RESOLVED}
-            """,
-            params,
+        cur.execute("SET LOCAL jit = off")  # compiling costs more than this query runs
+        # The planner cannot know that the groups are a handful (it counts one per video for
+        # the rows without a platform) and would sort the whole window to group it.
+        cur.execute("SET LOCAL enable_sort = off")
+        cur.execute(_ONE_PASS, params)
+        rows = cur.fetchall()
+    left_out_counts = dict.fromkeys(range(5), 0)
+    judged: dict[str, _Moments] = {}
+    for row in rows:
+        platform, kind, count = row[0], row[1], int(row[2])
+        left_out_counts[kind] += count
+        if kind in (_JUDGED, _INVALID_ROAS):
+            judged[platform] = judged.get(platform, _Moments()) + _Moments.of_row(row)
+    left_out = {
+        "bad_rows": {
+            "invalid_ctr": left_out_counts[_INVALID_CTR],
+            "invalid_roas": left_out_counts[_INVALID_ROAS],
+        },
+        "immature_rows": left_out_counts[_IMMATURE],
+        "no_impressions_rows": left_out_counts[_NO_IMPRESSIONS],
+    }
+    total = sum(judged.values(), _Moments())
+    if not total.n:
+        return replace(empty, **left_out)
+    platforms = tuple(
+        sorted(
+            (
+                PlatformAccuracy(
+                    name,
+                    m.n,
+                    m.abs_error / m.n,
+                    (m.predicted - m.actual) / m.n,
+                )
+                for name, m in judged.items()
+            ),
+            key=lambda p: (-p.n_samples, p.platform),
         )
-        invalid_ctr, invalid_roas, no_impressions, immature = map(int, cur.fetchone())
-        left_out = {
-            "bad_rows": {"invalid_ctr": invalid_ctr, "invalid_roas": invalid_roas},
-            "immature_rows": immature,
-            "no_impressions_rows": no_impressions,
-        }
-        # No squares in SQL: PostgreSQL raises on a float that underflows (an error of 1e-170
-        # squared), so the mean squared error is var_pop + mean² of the errors, in Python.
-        cur.execute(
-            f"""
-            SELECT count(*),
-                   avg(abs(p.predicted_ctr - p.actual_ctr)),
-                   avg(p.predicted_ctr - p.actual_ctr),
-                   var_pop(p.predicted_ctr - p.actual_ctr),
-                   CASE WHEN min(p.actual_ctr) < max(p.actual_ctr)
-                        THEN var_pop(p.actual_ctr) * count(*) END,
-                   avg(p.predicted_ctr),
-                   avg(p.actual_ctr),
-                   count(p.predicted_roas - p.actual_roas),
-                   sum(abs(p.predicted_roas - p.actual_roas)),
-                   sum(p.actual_roas) FILTER (WHERE p.predicted_roas IS NOT NULL),
-                   avg(abs(p.predicted_roas - p.actual_roas))
-            FROM {_JUDGED}
-            """,
-            params,
-        )
-        (
-            n,
-            mae,
-            mean_error,
-            error_variance,
-            ss_tot,
-            mean_pred,
-            mean_act,
-            n_roas,
-            roas_abs,
-            roas_sum,
-            roas_mae,
-        ) = cur.fetchone()
-        if not n:
-            return replace(empty, **left_out)
-        cur.execute(
-            f"""
-            SELECT coalesce(v.platform, 'unknown'), count(*),
-                   avg(abs(p.predicted_ctr - p.actual_ctr)),
-                   avg(p.predicted_ctr) - avg(p.actual_ctr)
-            FROM {_JUDGED} LEFT JOIN videos v ON v.video_id = p.video_id
-            GROUP BY 1 ORDER BY 2 DESC, 1
-            """,
-            params,
-        )
-        platforms = tuple(
-            PlatformAccuracy(name, int(count), float(p_mae), float(p_bias))
-            for name, count, p_mae, p_bias in cur.fetchall()
-        )
-    mean_squared_error = error_variance + mean_error**2
+    )
+    n = total.n
+    mean_error = (total.predicted - total.actual) / n
+    mean_squared_error = total.error_m2 / n + mean_error**2
     ss_res = mean_squared_error * n
+    # R² needs spread in the outcomes; with none it is undefined, not 0. (The spread of
+    # equal values can come back as rounding dust, hence the min < max test.)
+    ss_tot = total.actual_m2 if total.actual_min < total.actual_max else None
     return AccuracyReport(
         model_version=model_version,
         as_of=as_of,
         lookback_days=lookback_days,
-        n_samples=int(n),
-        mae=float(mae),
+        n_samples=n,
+        mae=total.abs_error / n,
         rmse=math.sqrt(mean_squared_error),
-        # R² needs spread in the outcomes; with none it is undefined, not 0. (var_pop of
-        # equal values can come back as rounding dust, hence the min < max test above.)
         r2=float(1 - ss_res / ss_tot) if ss_tot else None,
-        mean_predicted_ctr=float(mean_pred),
-        mean_actual_ctr=float(mean_act),
-        roas_samples=int(n_roas),
-        roas_accuracy=float(1 - roas_abs / roas_sum) if n_roas and roas_sum else None,
-        roas_mae=float(roas_mae) if roas_mae is not None else None,
+        mean_predicted_ctr=total.predicted / n,
+        mean_actual_ctr=total.actual / n,
+        roas_samples=total.roas_n,
+        roas_accuracy=(
+            1 - total.roas_abs / total.roas_actual if total.roas_n and total.roas_actual else None
+        ),
+        roas_mae=total.roas_abs / total.roas_n if total.roas_n else None,
         by_platform=platforms,
         **left_out,
     )

@@ -24,10 +24,47 @@ class HoldoutScore:
     mean_actual: float
 
 
+@dataclass(frozen=True)
+class Holdout:
+    """The hold-out rows of one frame, taken once: only the model's features and what the
+    comparison reads, not a copy of the frame. Champion and challenger both predict these
+    same features."""
+
+    positions: np.ndarray  # row positions in the frame
+    features: pd.DataFrame
+    actual: np.ndarray
+    weights: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def column(self, frame: pd.DataFrame, name: str) -> np.ndarray:
+        """The hold-out rows' values of one more column of `frame`."""
+        return frame[name].take(self.positions).to_numpy()
+
+
+def take_holdout(
+    frame: pd.DataFrame, weights: np.ndarray | None = None, mask: np.ndarray | None = None
+) -> Holdout:
+    """The hold-out of `frame` (`mask`, else the keyed hash of its ids), at least 2 rows."""
+    mask = holdout_mask(frame["video_id"]) if mask is None else mask
+    positions = np.flatnonzero(mask)
+    if len(positions) < 2:
+        raise ValueError(
+            f"the frame has {len(positions)} hold-out rows out of {len(frame)}; at least 2 are "
+            "needed to score a model, so load more videos"
+        )
+    features = feature_matrix(frame).take(positions)
+    actual = target(frame)[positions]
+    return Holdout(positions, features, actual, None if weights is None else weights[positions])
+
+
 def predict_ctr(booster: xgb.Booster, frame: pd.DataFrame) -> np.ndarray:
-    """Predicted CTR per row, within [0, 1] whatever objective the booster was trained with."""
-    matrix = xgb.DMatrix(feature_matrix(frame), enable_categorical=True)
-    return np.clip(booster.predict(matrix), 0.0, 1.0).astype(np.float64)
+    """Predicted CTR per row, within [0, 1] whatever objective the booster was trained with.
+
+    Predicted in place from the frame's columns: no DMatrix copy of the rows."""
+    predicted = booster.inplace_predict(feature_matrix(frame))
+    return np.clip(predicted, 0.0, 1.0).astype(np.float64)
 
 
 def score_on_holdout(
@@ -37,15 +74,10 @@ def score_on_holdout(
 
     With `weights` (one per frame row) the MAE and R² are weighted the same way training was.
     """
-    mask = holdout_mask(frame["video_id"])
-    held_out = frame.loc[mask]
-    weight = None if weights is None else weights[mask]
-    if len(held_out) < 2:
-        raise ValueError(
-            f"the frame has {len(held_out)} hold-out rows out of {len(frame)}; at least 2 are "
-            "needed to score a model, so load more videos"
-        )
-    return score_predictions(target(held_out), predict_ctr(booster, held_out), weight)
+    holdout = take_holdout(frame, weights)
+    return score_predictions(
+        holdout.actual, predict_ctr(booster, holdout.features), holdout.weights
+    )
 
 
 def score_predictions(

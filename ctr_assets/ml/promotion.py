@@ -4,14 +4,18 @@ beyond noise on the same hold-out videos, and no platform (nor ROAS) gets clearl
 The paired comparison
 ---------------------
 Both models predict the same hold-out videos i, with observed CTR y_i and weight w_i
-(recency, as in training). The per-video advantage of the challenger is
+(as in training: the video's impressions, capped, times its recency; see
+`ctr_assets.ml.weights`). A video's observed CTR is the more exact the more impressions
+it has, so a model is judged mostly where the outcome says something. The per-video
+advantage of the challenger is
 
     d_i = |champion_i - y_i| - |challenger_i - y_i|
 
 Pairing cancels what both models share (each video's own difficulty and its label
 noise), so the comparison is far sharper than two separate MAEs. The improvement is the
 weighted mean D = sum(w d) / sum(w), with the sandwich standard error
-se = sqrt(sum(w^2 (d - D)^2)) / sum(w) (videos independent; weights fixed). The
+se = sqrt(sum(w^2 (d - D)^2)) / sum(w) (videos independent; weights fixed, so the
+standard error is that of a ratio estimator and holds for uneven weights too). The
 challenger is promoted only when
 
     D - q * se > min_improvement * champion_mae,   q = Phi^-1(confidence)

@@ -23,7 +23,9 @@ def holdout_mask(
     video_ids: pd.Series, fraction: float = HOLDOUT_FRACTION, salt: str = HOLDOUT_SALT
 ) -> np.ndarray:
     """True for the videos kept back for scoring, about `fraction` of them."""
-    return _unit_interval(_id_strings(video_ids), salt) < _checked(fraction)
+    fraction = _checked(fraction)
+    (position,) = _unit_intervals(video_ids, (salt,))
+    return position < fraction
 
 
 @dataclass(frozen=True)
@@ -42,26 +44,32 @@ def training_split(
 
     The validation choice uses a second, independent hash, so it is unrelated to the hold-out.
     """
-    ids = _id_strings(video_ids)
-    holdout = _unit_interval(ids, HOLDOUT_SALT) < HOLDOUT_FRACTION
-    validation = (_unit_interval(ids, salt) < _checked(validation_fraction)) & ~holdout
+    validation_fraction = _checked(validation_fraction)
+    holdout_position, validation_position = _unit_intervals(video_ids, (HOLDOUT_SALT, salt))
+    holdout = holdout_position < HOLDOUT_FRACTION
+    validation = (validation_position < validation_fraction) & ~holdout
     return TrainingSplit(training=~holdout & ~validation, validation=validation, holdout=holdout)
 
 
-def _id_strings(video_ids: pd.Series) -> np.ndarray:
-    """The ids as a numpy object array of str, the fast path for pandas' hashing."""
+# Ids are hashed this many at a time: pandas' SipHash reads Python str objects, and only
+# one block of them exists at once (a 5M-video frame's ids as objects would be ~350 MB).
+_BLOCK = 65_536
+
+
+def _unit_intervals(video_ids: pd.Series, salts: tuple[str, ...]) -> list[np.ndarray]:
+    """Each id's SipHash, keyed by each salt, as floats in [0, 1), one array per salt."""
     missing = int(video_ids.isna().sum())
     if missing:
         raise ValueError(f"{missing} rows have no video_id; drop or repair them before splitting")
-    return video_ids.astype(str).to_numpy(dtype=object)
-
-
-def _unit_interval(ids: np.ndarray, salt: str) -> np.ndarray:
-    """Each id's SipHash, keyed by the salt, as a float in [0, 1)."""
-    key = hashlib.sha256(salt.encode()).hexdigest()[:16]
-    hashes = pd.util.hash_array(ids, hash_key=key, categorize=False)
-    # The top 53 bits fit a float64 exactly.
-    return (hashes >> np.uint64(11)).astype(np.float64) / float(2**53)
+    keys = [hashlib.sha256(salt.encode()).hexdigest()[:16] for salt in salts]
+    positions = [np.empty(len(video_ids), dtype=np.float64) for _ in salts]
+    for start in range(0, len(video_ids), _BLOCK):
+        block = video_ids.iloc[start : start + _BLOCK].astype(str).to_numpy(dtype=object)
+        for key, position in zip(keys, positions, strict=True):
+            hashes = pd.util.hash_array(block, hash_key=key, categorize=False)
+            # The top 53 bits fit a float64 exactly.
+            position[start : start + len(block)] = (hashes >> np.uint64(11)) / float(2**53)
+    return positions
 
 
 def _checked(fraction: float) -> float:

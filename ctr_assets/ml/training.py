@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ import xgboost as xgb
 
 from ctr_assets.faults import pause_point
 from ctr_assets.ml.model_inputs import feature_matrix, target
-from ctr_assets.ml.split import holdout_mask, training_split
+from ctr_assets.ml.split import TrainingSplit, holdout_mask, training_split
 
 # Below this many rows to learn from, a fit says more about noise than about videos.
 MIN_TRAINING_ROWS = 50
@@ -27,6 +28,8 @@ class TrainingError(RuntimeError):
 class TrainingParams:
     """Boosting settings; `extra` passes further raw XGBoost parameters and wins over the rest."""
 
+    # The faster variants measured by bench/defaults_curve.py (README "Training defaults")
+    # are not the defaults yet: see the README for why.
     num_boost_round: int = 600
     max_depth: int = 4
     learning_rate: float = 0.05
@@ -37,8 +40,29 @@ class TrainingParams:
     early_stopping_rounds: int = 40
     validation_fraction: float = 0.15
     seed: int = 42
-    nthread: int = 2
+    nthread: int = 0  # 0: every core of the machine
+    max_bin: int = 256
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field, as stored with a training config (JSON-ready)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainingParams:
+        """The params a stored dict describes; an unknown name is refused, a missing one
+        takes its default (so configs stored before a field existed still load)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training parameters {unknown}; known: {sorted(known)}")
+        return cls(**values)
+
+    def threads(self) -> int:
+        """The threads XGBoost gets: `nthread`, or every core when it is 0."""
+        if self.nthread < 0:
+            raise TrainingError(f"nthread must be 0 (every core) or more, got {self.nthread}")
+        return self.nthread or os.cpu_count() or 1
 
     def xgb_params(self) -> dict[str, Any]:
         """The parameter dict for `xgboost.train`."""
@@ -53,8 +77,9 @@ class TrainingParams:
             "subsample": self.subsample,
             "colsample_bytree": self.colsample_bytree,
             "reg_lambda": self.reg_lambda,
+            "max_bin": self.max_bin,
             "seed": self.seed,
-            "nthread": self.nthread,
+            "nthread": self.threads(),
             **self.extra,
         }
 
@@ -76,17 +101,23 @@ def usable_training_rows(frame: pd.DataFrame) -> int:
 
 
 def train_ctr_model(
-    frame: pd.DataFrame, params: TrainingParams, weights: np.ndarray | None = None
+    frame: pd.DataFrame,
+    params: TrainingParams,
+    weights: np.ndarray | None = None,
+    *,
+    split: TrainingSplit | None = None,
 ) -> TrainedModel:
     """Fits on non-hold-out rows, stopping early on a validation slice of them.
 
-    `weights` (one per row, e.g. `recency_weights`) make some videos count more.
+    `weights` (one per row, e.g. `video_weights`) make some videos count more. `split`
+    (`training_split` of the frame with `params.validation_fraction`) saves hashing the ids
+    again when the caller has it.
 
     The returned booster holds only the trees up to the best iteration, so the saved
     file and in-memory predictions agree without anyone passing an iteration range.
     """
     started = time.perf_counter()
-    split = training_split(frame["video_id"], params.validation_fraction)
+    split = split or training_split(frame["video_id"], params.validation_fraction)
     training, validating = split.training, split.validation
     if not training.any() or not validating.any():
         raise ValueError(
@@ -95,20 +126,18 @@ def train_ctr_model(
             "both must be non-empty, so load more videos before training"
         )
     features, labels = feature_matrix(frame), target(frame)
+    # `extra` may override the bins and threads; the matrices must use what training uses.
+    xgb_params = params.xgb_params()
+    matrix_settings = {
+        "enable_categorical": True,
+        "nthread": xgb_params["nthread"],
+        "max_bin": xgb_params["max_bin"],
+    }
     train_matrix = xgb.QuantileDMatrix(
-        features[training],
-        label=labels[training],
-        weight=None if weights is None else weights[training],
-        enable_categorical=True,
-        nthread=params.nthread,
+        _Rows(features, labels, weights, training), **matrix_settings
     )
     validation_matrix = xgb.QuantileDMatrix(
-        features[validating],
-        label=labels[validating],
-        weight=None if weights is None else weights[validating],
-        enable_categorical=True,
-        nthread=params.nthread,
-        ref=train_matrix,
+        _Rows(features, labels, weights, validating), ref=train_matrix, **matrix_settings
     )
     pause_point("training")
     booster = _boost(params, train_matrix, validation_matrix)
@@ -120,6 +149,44 @@ def train_ctr_model(
         training_rows=int(training.sum()),
         validation_rows=int(validating.sum()),
     )
+
+
+# Rows are handed to XGBoost this many at a time: only one block of them is ever copied out
+# of the frame, instead of the whole training part (two thirds of the frame's features).
+BLOCK_ROWS = 1_000_000
+
+
+class _Rows(xgb.DataIter):
+    """The selected rows of the frame, in blocks of `BLOCK_ROWS` (one block when they fit:
+    then the matrix is exactly the one built from all rows at once)."""
+
+    def __init__(
+        self,
+        features: pd.DataFrame,
+        labels: np.ndarray,
+        weights: np.ndarray | None,
+        selected: np.ndarray,
+    ) -> None:
+        positions = np.flatnonzero(selected)
+        self._blocks = [positions[i : i + BLOCK_ROWS] for i in range(0, len(positions), BLOCK_ROWS)]
+        self._features, self._labels, self._weights = features, labels, weights
+        self._next = 0
+        super().__init__(release_data=True)
+
+    def next(self, input_data) -> bool:
+        if self._next == len(self._blocks):
+            return False
+        rows = self._blocks[self._next]
+        input_data(
+            data=self._features.take(rows),
+            label=self._labels[rows],
+            weight=None if self._weights is None else self._weights[rows],
+        )
+        self._next += 1
+        return True
+
+    def reset(self) -> None:
+        self._next = 0
 
 
 def _boost(

@@ -11,6 +11,7 @@ from ctr_assets.data.accuracy import AccuracyReport
 from ctr_assets.ml.decision import decide_retrain
 from ctr_assets.ml.training import TrainingParams
 from ctr_assets.models.registry import ModelVersion
+from ctr_assets.models.training_configs import training_params_for_check
 from ctr_assets.orchestration.resources import (
     CtrDatabase,
     ModelStore,
@@ -399,7 +400,7 @@ def retrain_check(
     the training data itself, in process or on the cluster), promotes it only on evidence,
     and records the decision."""
     db = database.open()
-    settings = retrain_settings.check_settings(config.params())
+    settings = retrain_settings.check_settings(training_params_for_check(db, config.params()))
     registry = models.registry(db)
     accuracy_described = upstream_description(context.instance, "prediction_accuracy")
     training_described = upstream_description(context.instance, "real_training_data")

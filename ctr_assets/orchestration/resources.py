@@ -164,6 +164,14 @@ class RetrainSettings(dg.ConfigurableResource):
             "so the model follows drift. 0 or unset: all videos weigh the same."
         ),
     )
+    impression_weighting: bool = Field(
+        default=CheckSettings.impression_weighting,
+        description=(
+            "Training and hold-out weights also grow with a video's impressions (capped at "
+            "their 99th percentile): the logistic loss becomes the clicks' binomial "
+            "likelihood. Off by default: see the README's 'Impression weights'."
+        ),
+    )
 
     def policy(self) -> RetrainPolicy:
         return RetrainPolicy(
@@ -194,6 +202,7 @@ class RetrainSettings(dg.ConfigurableResource):
             lookback_days=self.lookback_days,
             min_training_rows=self.min_training_rows,
             recency_half_life_days=self.recency_half_life_days,
+            impression_weighting=self.impression_weighting,
             training=training,
         )
 

@@ -24,6 +24,7 @@ from ctr_assets.ml.evaluation import HoldoutScore, score_predictions
 from ctr_assets.ml.model_files import ModelFileError
 from ctr_assets.ml.promotion import PromotionPolicy, PromotionVerdict, judge_promotion
 from ctr_assets.ml.training import MIN_TRAINING_ROWS, TrainingParams
+from ctr_assets.ml.weights import IMPRESSION_CAP_QUANTILE, Weighting
 from ctr_assets.models.registry import ModelRegistry, ModelVersion
 from ctr_assets.retraining.record import DecisionRecord, Trigger
 from ctr_assets.retraining.training_set import TrainingSet, TrainingSource
@@ -47,6 +48,10 @@ class CheckSettings:
     lookback_days: int = 7
     min_training_rows: int = MIN_TRAINING_ROWS
     recency_half_life_days: float | None = 2.0
+    # On: videos weigh their impressions (capped at this quantile) times recency, see
+    # `ctr_assets.ml.weights`. Off (the default, see the README): recency alone.
+    impression_weighting: bool = False
+    impression_cap_quantile: float = IMPRESSION_CAP_QUANTILE
     training: TrainingParams = field(default_factory=TrainingParams)
 
 
@@ -268,10 +273,15 @@ def _train_and_judge(
     settings: CheckSettings,
     roas_predicted: bool,
 ) -> CheckOutcome:
+    weighting = Weighting(
+        settings.recency_half_life_days,
+        settings.impression_weighting,
+        settings.impression_cap_quantile,
+    )
     fitted = training.fit(
         settings.training,
         record.as_of,
-        settings.recency_half_life_days,
+        weighting,
         registry.load(champion) if champion is not None else None,
     )
     trained, held_out = fitted.trained, fitted.holdout
@@ -308,6 +318,8 @@ def _train_and_judge(
         "num_boost_round": settings.training.num_boost_round,
         "best_iteration": trained.best_iteration,
         "recency_half_life_days": settings.recency_half_life_days,
+        "impression_weighting": settings.impression_weighting,
+        "impression_cap_quantile": settings.impression_cap_quantile,
         "trained_as_of": record.as_of.isoformat(),
     }
     challenger = registry.register(trained, challenger_score, params, record.checked_at)

@@ -20,10 +20,10 @@ import xgboost as xgb
 from ctr_assets.data.training_frame import TrainingData, load_training_frame
 from ctr_assets.db.connection import Database
 from ctr_assets.ml.evaluation import predict_ctr
-from ctr_assets.ml.model_inputs import target
-from ctr_assets.ml.recency import recency_weights
-from ctr_assets.ml.split import holdout_mask
+from ctr_assets.ml.model_inputs import feature_matrix, target
+from ctr_assets.ml.split import holdout_mask, training_split
 from ctr_assets.ml.training import TrainedModel, TrainingParams, train_ctr_model
+from ctr_assets.ml.weights import Weighting
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class FittedChallenger:
     """A challenger and the hold-out it is judged on.
 
     `holdout` has one row per hold-out video: `video_id`, `ctr` (the outcome), `weight`
-    (its recency weight, NaN when unweighted), `platform`, `roas_per_ctr`, `challenger`
+    (its weight, NaN when unweighted), `platform`, `roas_per_ctr`, `challenger`
     and, when there is a champion, `champion` (predicted CTRs).
     """
 
@@ -57,7 +57,7 @@ class TrainingSet(Protocol):
         self,
         params: TrainingParams,
         as_of: datetime,
-        half_life_days: float | None,
+        weighting: Weighting,
         champion: xgb.Booster | None,
     ) -> FittedChallenger: ...
 
@@ -105,14 +105,15 @@ class FrameTrainingSet:
         self,
         params: TrainingParams,
         as_of: datetime,
-        half_life_days: float | None,
+        weighting: Weighting,
         champion: xgb.Booster | None,
     ) -> FittedChallenger:
         frame = self.data.frame
-        weights = recency_weights(frame["created_at"], as_of, half_life_days)
-        trained = train_ctr_model(frame, params, weights)
+        weights = weighting.of(frame, as_of)
+        split = training_split(frame["video_id"], params.validation_fraction)
+        trained = train_ctr_model(frame, params, weights, split=split)
         return FittedChallenger(
-            trained, holdout_predictions(frame, weights, trained.booster, champion)
+            trained, holdout_predictions(frame, weights, trained.booster, champion, split.holdout)
         )
 
 
@@ -121,28 +122,29 @@ def holdout_predictions(
     weights: np.ndarray | None,
     challenger: xgb.Booster,
     champion: xgb.Booster | None,
+    mask: np.ndarray | None = None,
 ) -> pd.DataFrame:
-    """The hold-out rows of `frame` with both models' predictions (see `FittedChallenger`)."""
-    mask = holdout_mask(frame["video_id"]) if len(frame) else np.zeros(0, dtype=bool)
-    held_out = frame.loc[mask]
+    """The hold-out rows of `frame` (`mask`, else the hash of their ids) with both models'
+    predictions (see `FittedChallenger`). Only the hold-out's features are taken out of the
+    frame, once; both models predict them in place."""
+    if mask is None:
+        mask = holdout_mask(frame["video_id"]) if len(frame) else np.zeros(0, dtype=bool)
+    positions = np.flatnonzero(mask)
+    features = feature_matrix(frame).take(positions)
     result = pd.DataFrame(
         {
-            "video_id": held_out["video_id"].to_numpy(),
-            "ctr": target(held_out),
-            "weight": np.nan if weights is None else weights[mask],
-            "platform": held_out["platform"].astype(str).to_numpy(),
-            "roas_per_ctr": held_out["roas_per_ctr"].to_numpy(),
+            "video_id": frame["video_id"].take(positions).to_numpy(),
+            "ctr": target(frame)[positions],
+            "weight": np.nan if weights is None else weights[positions],
+            "platform": frame["platform"].take(positions).astype(str).to_numpy(),
+            "roas_per_ctr": frame["roas_per_ctr"].take(positions).to_numpy(),
         },
-        index=held_out.index,
+        index=frame.index.take(positions),
     )
-    if len(held_out):
-        result["challenger"] = predict_ctr(challenger, held_out)
-        if champion is not None:
-            result["champion"] = predict_ctr(champion, held_out)
-    else:
-        result["challenger"] = np.zeros(0)
-        if champion is not None:
-            result["champion"] = np.zeros(0)
+    empty = not len(positions)
+    result["challenger"] = np.zeros(0) if empty else predict_ctr(challenger, features)
+    if champion is not None:
+        result["champion"] = np.zeros(0) if empty else predict_ctr(champion, features)
     return result
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
+import pandas as pd
 import pytest
 from distributed import LocalCluster
 
@@ -23,9 +25,18 @@ from ctr_assets.data.training_frame import load_training_frame
 from ctr_assets.db.connection import Database
 from ctr_assets.ml.evaluation import score_predictions
 from ctr_assets.ml.training import TrainingParams
+from ctr_assets.ml.weights import Weighting
 from ctr_assets.orchestration.resources import SCHEDULER_ADDRESS_VARIABLE, TrainingCluster
 from ctr_assets.retraining.training_set import FrameTrainingSet
 from ctr_assets_tests.scenarios import Scenario, make_scenario, with_champion
+
+# What a check weighs its videos by (CheckSettings' defaults).
+WEIGHTING = Weighting(2.0, by_impressions=False)
+# The models of both modes are compared without row and column sampling: XGBoost draws its
+# samples per worker, so with sampling two fits differ as two seeds do (about 10% in hold-out
+# MAE on a world this small, in process alone); without it the fits differ only by what the
+# mode changes (the partitions' merged quantile sketch).
+UNSAMPLED = {"subsample": 1.0, "colsample_bytree": 1.0}
 
 
 @pytest.fixture
@@ -55,7 +66,23 @@ def test_a_check_on_the_cluster_reads_in_partitions_and_promotes_as_usual(
     with cluster_client(settings) as client:
         on_cluster = read_on_cluster(client, settings, db, 100)
         ids = client.gather(client.map(lambda data: list(data.frame["video_id"]), on_cluster.parts))
+        # Every video weighs what it weighs in process (impressions capped at the frame's
+        # quantile, times recency, over the frame's mean), though no worker sees the frame.
+        as_of = drifted.world.spec.day_start(drifted.day + 1)
+        scale = on_cluster.weight_scale(WEIGHTING, as_of)
+        weighed = client.gather(
+            client.map(
+                lambda data: pd.Series(scale.of(data.frame, as_of), index=data.frame["video_id"]),
+                on_cluster.parts,
+            )
+        )
         on_cluster.release()
+    in_process_weights = pd.Series(
+        WEIGHTING.of(in_process.frame, as_of), index=in_process.frame["video_id"]
+    )
+    on_cluster_weights = pd.concat(weighed).reindex(in_process_weights.index)
+    assert in_process_weights.nunique() > 100  # capped impressions and recency both vary
+    np.testing.assert_allclose(on_cluster_weights, in_process_weights, rtol=1e-12)
     read_ids = [video for part in ids for video in part]
     assert len(read_ids) == len(set(read_ids))
     assert sorted(read_ids) == sorted(in_process.frame["video_id"])
@@ -67,7 +94,7 @@ def test_a_check_on_the_cluster_reads_in_partitions_and_promotes_as_usual(
     # The check, through Dagster, on the cluster.
     champion_before = drifted.registry.champion().version
     monkeypatch.setenv(SCHEDULER_ADDRESS_VARIABLE, local_cluster.scheduler_address)
-    run = drifted.check()
+    run = drifted.check(training_config=UNSAMPLED)
     assert run.success, run
     record = run.record
     described = _latest(drifted.instance, "real_training_data")
@@ -87,8 +114,7 @@ def test_a_check_on_the_cluster_reads_in_partitions_and_promotes_as_usual(
     assert champion.holdout_rows == record["holdout_rows"]
 
     # The in-process model on the same rows, hold-out and weights: within 5%.
-    as_of = drifted.world.spec.day_start(drifted.day + 1)
-    alone = FrameTrainingSet(in_process).fit(TrainingParams(), as_of, 2.0, None)
+    alone = FrameTrainingSet(in_process).fit(TrainingParams(**UNSAMPLED), as_of, WEIGHTING, None)
     local_mae = score_predictions(
         alone.holdout["ctr"].to_numpy(),
         alone.holdout["challenger"].to_numpy(),
