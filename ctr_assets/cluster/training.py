@@ -86,7 +86,7 @@ def cluster_client(settings: ClusterSettings) -> Iterator[Client]:
         try:
             client.wait_for_workers(settings.min_workers, timeout=settings.worker_wait_seconds)
         except TimeoutError:
-            joined = len(client.scheduler_info(n_workers=-1)["workers"])
+            joined = len(current_workers(client))
             raise ClusterError(
                 f"only {joined} of {settings.min_workers} Dask workers joined "
                 f"{settings.address} within {settings.worker_wait_seconds:g} s; start more "
@@ -323,7 +323,7 @@ def read_on_cluster(
     client: Client, settings: ClusterSettings, db: Database, min_impressions: int
 ) -> ClusterTrainingSet:
     """Reads `videos` on the workers, 2-4 block ranges each, all from one snapshot."""
-    workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(current_workers(client))
     with exported_snapshot(db) as snapshot:
         parts = table_parts(
             snapshot,
@@ -445,6 +445,16 @@ class PausePoint(xgb.callback.TrainingCallback):
         return False
 
 
+def current_workers(client: Client) -> set[str]:
+    """The workers the scheduler knows now, asked afresh.
+
+    Not `client.scheduler_info()`: the client refreshes that cache in the background without
+    the workers, and a read that lands just after such a refresh sees none.
+    """
+    identity = client.sync(client.scheduler.identity, n_workers=-1)
+    return set(identity["workers"])
+
+
 def _within_deadline(
     client: Client,
     settings: ClusterSettings,
@@ -463,7 +473,7 @@ def _within_deadline(
             outcome["error"] = error
 
     def lost() -> ClusterError | None:
-        gone = workers - set(client.scheduler_info(n_workers=-1)["workers"])
+        gone = workers - current_workers(client)
         if not gone:
             return None
         return ClusterError(

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from distributed import LocalCluster
 
+from ctr_assets.cluster import training
 from ctr_assets.cluster.training import ClusterError, ClusterSettings, _within_deadline
 from ctr_assets.orchestration.resources import SCHEDULER_ADDRESS_VARIABLE
 from ctr_assets_tests.cluster.test_cluster_check import drifted  # noqa: F401
@@ -42,7 +43,7 @@ def test_a_worker_killed_mid_fit_fails_the_check_and_keeps_the_champion(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     champion_before = drifted.registry.champion().version
-    worker_pids = set(local_cluster.scheduler_info and _worker_pids(local_cluster))
+    worker_pids = set(_worker_pids(local_cluster))
     monkeypatch.setenv(SCHEDULER_ADDRESS_VARIABLE, local_cluster.scheduler_address)
     (fault_points / "training").touch()
     result: dict = {}
@@ -83,14 +84,11 @@ def _worker_pids(cluster: LocalCluster) -> list[int]:
         return list(client.run(os.getpid).values())
 
 
-def test_work_past_the_deadline_fails_in_one_line() -> None:
+def test_work_past_the_deadline_fails_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = ClusterSettings("tcp://127.0.0.1:1", timeout_seconds=1)
-
-    class Idle:
-        def scheduler_info(self, n_workers: int = -1) -> dict:
-            return {"workers": {"tcp://a:1": {}}}
-
+    # Every worker stays: only the deadline can end the wait.
+    monkeypatch.setattr(training, "current_workers", lambda _client: {"tcp://a:1"})
     started = time.monotonic()
     with pytest.raises(ClusterError, match=r"did not finish within 1 s; the champion is unchanged"):
-        _within_deadline(Idle(), settings, {"tcp://a:1"}, "training", lambda: time.sleep(30))
+        _within_deadline(None, settings, {"tcp://a:1"}, "training", lambda: time.sleep(30))
     assert time.monotonic() - started < 5
