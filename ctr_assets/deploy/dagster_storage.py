@@ -4,8 +4,7 @@
 reaches the same storage without further setup: `DAGSTER_POSTGRES_URL` when it is set
 (docker-compose sets it for every service, `ctr-assets dev` for the processes it starts);
 otherwise a `dagster` database beside the application's (`DATABASE_URL`, or the embedded
-server under `CTR_HOME`), which is what `dagster dev` or `dg dev` run in the repository
-root get.
+server under `CTR_HOME`), which is what `dagster dev` in the repository root gets.
 """
 
 from __future__ import annotations

@@ -13,8 +13,10 @@ the check puts that in its decision record.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,6 +91,17 @@ class MlflowMirror:
         """
         logged: list[str] = []
         skipped: list[str] = []
+        # MLflow's client prints run links on stdout, where `check-retrain` prints its JSON.
+        with contextlib.redirect_stdout(sys.stderr):
+            return self._sync(registry, records, logged, skipped)
+
+    def _sync(
+        self,
+        registry: ModelRegistry,
+        records: Mapping[str, Mapping[str, Any]] | None,
+        logged: list[str],
+        skipped: list[str],
+    ) -> MirrorResult:
         try:
             self._probe()
             mlflow, client = self._client()
