@@ -154,7 +154,8 @@ def plot(results: dict, path: Path) -> None:
                 name, (seconds, mae), fontsize=7, xytext=(4, 3), textcoords="offset points"
             )
         axis.set_title(f"{size['videos']:,} videos ({size['frame_rows']:,} rows)")
-        axis.set_xlabel("CPU seconds to train (median; one thread unless named)")
+        axis.set_xscale("log")  # the multi-threaded variants on a busy machine sit far right
+        axis.set_xlabel("CPU seconds to train (median, log scale; one thread unless named)")
         axis.set_ylabel("hold-out MAE (weighted as promotion)")
         axis.grid(alpha=0.3)
     figure.tight_layout()
