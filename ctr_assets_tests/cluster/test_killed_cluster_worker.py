@@ -72,7 +72,13 @@ def test_a_worker_killed_mid_fit_fails_the_check_and_keeps_the_champion(
     assert drifted.registry.champion().version == champion_before
     drifted.registry.verify_champion(drifted.registry.champion())
 
-    # The nanny restarts the worker; the next check trains and promotes on the cluster.
+    # The nanny restarts the killed worker; the survivor may still hold its thread in
+    # XGBoost's collective, waiting on its dead peer (until the collective's timeout), so the
+    # workers are restarted, as an operator would after a loss; then the next check trains.
+    from distributed import Client
+
+    with Client(local_cluster.scheduler_address, set_as_default=False) as client:
+        client.restart(wait_for_workers=True)
     local_cluster.wait_for_workers(2, timeout=60)
     again = drifted.check()
     assert again.success, again
