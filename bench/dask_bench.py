@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import dagster as dg
@@ -138,10 +139,6 @@ def run_dask_bench(videos: int, repeats: int, admin_url: str) -> dict[str, Any]:
 
 
 def summary(result: dict[str, Any]) -> list[str]:
-    def median(values: list[float]) -> float:
-        ordered = sorted(values)
-        return ordered[len(ordered) // 2]
-
     mib = 2**20
     local, dask = result["samples"]["in_process"], result["samples"]["dask"]
     local_s = median([s["seconds"] for s in local])

@@ -13,7 +13,8 @@ import dagster as dg
 from pydantic import Field
 
 from ctr_assets import settings
-from ctr_assets.cluster.training import ClusterSettings, ClusterSource
+from ctr_assets.cluster.client import ClusterSettings
+from ctr_assets.cluster.training import ClusterSource
 from ctr_assets.data.accuracy import Maturity
 from ctr_assets.db.connection import Database, libpq_url
 from ctr_assets.db.schema import migrate

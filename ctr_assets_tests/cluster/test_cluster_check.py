@@ -15,12 +15,8 @@ import pandas as pd
 import pytest
 from distributed import LocalCluster
 
-from ctr_assets.cluster.training import (
-    ClusterError,
-    ClusterSettings,
-    cluster_client,
-    read_on_cluster,
-)
+from ctr_assets.cluster.client import ClusterError, ClusterSettings, cluster_client
+from ctr_assets.cluster.training import read_on_cluster
 from ctr_assets.data.training_frame import load_training_frame
 from ctr_assets.db.connection import Database
 from ctr_assets.ml.evaluation import score_predictions

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from distributed import LocalCluster
 
-from ctr_assets.cluster import training
-from ctr_assets.cluster.training import ClusterError, ClusterSettings, _within_deadline
+from ctr_assets.cluster import client
+from ctr_assets.cluster.client import ClusterError, ClusterSettings, within_deadline
 from ctr_assets.orchestration.resources import SCHEDULER_ADDRESS_VARIABLE
 from ctr_assets_tests.cluster.test_cluster_check import drifted  # noqa: F401
 from ctr_assets_tests.scenarios import Scenario
@@ -50,11 +50,13 @@ def test_a_worker_killed_mid_fit_fails_the_check_and_keeps_the_champion(
     check = threading.Thread(target=lambda: result.update(run=drifted.check()), daemon=True)
     check.start()
 
-    victim = int(_wait_for(fault_points / "training.paused", PAUSED_WITHIN_SECONDS))
-    assert victim in worker_pids  # a worker process, not the process running the check
-    os.kill(victim, signal.SIGKILL)
-    killed_at = time.monotonic()
-    (fault_points / "training").unlink()  # the survivor boosts on, towards a dead peer
+    try:
+        victim = int(_wait_for(fault_points / "training.paused", PAUSED_WITHIN_SECONDS))
+        assert victim in worker_pids  # a worker process, not the process running the check
+        os.kill(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
+    finally:  # the survivor boosts on, towards a dead peer (and no worker stays held)
+        (fault_points / "training").unlink()
     check.join(FAILED_WITHIN_SECONDS)
     assert not check.is_alive(), f"the check still runs {FAILED_WITHIN_SECONDS} s after the kill"
     failed_after = time.monotonic() - killed_at
@@ -70,7 +72,13 @@ def test_a_worker_killed_mid_fit_fails_the_check_and_keeps_the_champion(
     assert drifted.registry.champion().version == champion_before
     drifted.registry.verify_champion(drifted.registry.champion())
 
-    # The nanny restarts the worker; the next check trains and promotes on the cluster.
+    # The nanny restarts the killed worker; the survivor may still hold its thread in
+    # XGBoost's collective, waiting on its dead peer (until the collective's timeout), so the
+    # workers are restarted, as an operator would after a loss; then the next check trains.
+    from distributed import Client
+
+    with Client(local_cluster.scheduler_address, set_as_default=False) as client:
+        client.restart(wait_for_workers=True)
     local_cluster.wait_for_workers(2, timeout=60)
     again = drifted.check()
     assert again.success, again
@@ -87,8 +95,8 @@ def _worker_pids(cluster: LocalCluster) -> list[int]:
 def test_work_past_the_deadline_fails_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = ClusterSettings("tcp://127.0.0.1:1", timeout_seconds=1)
     # Every worker stays: only the deadline can end the wait.
-    monkeypatch.setattr(training, "current_workers", lambda _client: {"tcp://a:1"})
+    monkeypatch.setattr(client, "current_workers", lambda _client: {"tcp://a:1"})
     started = time.monotonic()
     with pytest.raises(ClusterError, match=r"did not finish within 1 s; the champion is unchanged"):
-        _within_deadline(None, settings, {"tcp://a:1"}, "training", lambda: time.sleep(30))
+        within_deadline(None, settings, {"tcp://a:1"}, "training", lambda: time.sleep(30))
     assert time.monotonic() - started < 5
