@@ -119,7 +119,10 @@ def test_the_core_packages_are_the_same_in_both_locks() -> None:
         for python in PYTHONS:
             ours = [p.version for p in pins if p.applies(python)]
             theirs = [p.version for p in test.pins.get(name, []) if p.applies(python)]
-            assert ours == theirs, f"{name} differs between the locks; run {REFRESH}"
+            # The test lock may need a package on more Pythons than the product does (an
+            # extra's marker is wider), never another version of it.
+            if ours:
+                assert ours == theirs, f"{name} differs between the locks; run {REFRESH}"
 
 
 def test_a_dependency_missing_from_the_lock_is_found(tmp_path: Path) -> None:

@@ -234,12 +234,19 @@ class ClusterTrainingSet:
             size = weighting.tail_size(rows)
             tails = client.gather(client.map(_impression_tail, self.parts, size=size, pure=False))
             cap = impression_cap(tails, rows, weighting.cap_quantile)
-        sums = client.gather(
-            client.map(
-                _raw_weight_sum, self.parts, weighting=weighting, as_of=as_of, cap=cap, pure=False
+        mean = 1.0  # recency alone keeps its own scale (see `video_weights`)
+        if weighting.by_impressions and rows:
+            sums = client.gather(
+                client.map(
+                    _raw_weight_sum,
+                    self.parts,
+                    weighting=weighting,
+                    as_of=as_of,
+                    cap=cap,
+                    pure=False,
+                )
             )
-        )
-        mean = sum(sums) / rows if rows else 1.0
+            mean = sum(sums) / rows
         return WeightScale(weighting, cap, mean)
 
     def release(self) -> None:

@@ -50,11 +50,13 @@ def video_weights(
     by_impressions: bool = True,
     cap_quantile: float = IMPRESSION_CAP_QUANTILE,
 ) -> np.ndarray | None:
-    """Per-row weights with mean 1: impressions (capped) times recency; None when neither
-    applies (every video weighs the same)."""
+    """Per-row weights: impressions (capped) times recency, scaled to mean 1; recency alone
+    when impressions are off; None when neither applies (every video weighs the same)."""
     recency = recency_weights(frame["created_at"], as_of, half_life_days)
     if not by_impressions:
-        return None if recency is None else recency / recency.mean()
+        # Recency alone keeps its own scale (1 for a video created at `as_of`), as it always
+        # had: the same data and seed give the same model as before impression weights.
+        return recency
     weights = impression_weights(frame["impressions"].to_numpy(), cap_quantile)
     if recency is not None:
         weights = weights * recency
@@ -69,8 +71,9 @@ class Weighting:
 
     In process the frame is whole and `video_weights` applies the rule at once. On a cluster
     the frame is in partitions: each computes its raw weights against the frame's cap
-    (`impression_cap` of the partitions' largest impressions) and divides by the frame's
-    mean (the partitions' sums), so both modes give every video the same weight.
+    (`impression_cap` of the partitions' largest impressions) and, with impressions, divides
+    by the frame's mean (the partitions' sums), so both modes give every video the same
+    weight.
     """
 
     half_life_days: float | None

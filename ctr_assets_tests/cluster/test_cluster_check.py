@@ -28,11 +28,6 @@ from ctr_assets_tests.scenarios import Scenario, make_scenario, with_champion
 
 # What a check weighs its videos by (CheckSettings' defaults).
 WEIGHTING = Weighting(2.0, by_impressions=False)
-# The models of both modes are compared without row and column sampling: XGBoost draws its
-# samples per worker, so with sampling two fits differ as two seeds do (about 10% in hold-out
-# MAE on a world this small, in process alone); without it the fits differ only by what the
-# mode changes (the partitions' merged quantile sketch).
-UNSAMPLED = {"subsample": 1.0, "colsample_bytree": 1.0}
 
 
 @pytest.fixture
@@ -90,7 +85,7 @@ def test_a_check_on_the_cluster_reads_in_partitions_and_promotes_as_usual(
     # The check, through Dagster, on the cluster.
     champion_before = drifted.registry.champion().version
     monkeypatch.setenv(SCHEDULER_ADDRESS_VARIABLE, local_cluster.scheduler_address)
-    run = drifted.check(training_config=UNSAMPLED)
+    run = drifted.check()
     assert run.success, run
     record = run.record
     described = _latest(drifted.instance, "real_training_data")
@@ -110,7 +105,7 @@ def test_a_check_on_the_cluster_reads_in_partitions_and_promotes_as_usual(
     assert champion.holdout_rows == record["holdout_rows"]
 
     # The in-process model on the same rows, hold-out and weights: within 5%.
-    alone = FrameTrainingSet(in_process).fit(TrainingParams(**UNSAMPLED), as_of, WEIGHTING, None)
+    alone = FrameTrainingSet(in_process).fit(TrainingParams(), as_of, WEIGHTING, None)
     local_mae = score_predictions(
         alone.holdout["ctr"].to_numpy(),
         alone.holdout["challenger"].to_numpy(),

@@ -71,14 +71,20 @@ def test_partition_weights_over_the_frame_figures_are_the_whole_frames(
             rows,
             weighting.cap_quantile,
         )
-    mean = sum(weighting.raw(p, AS_OF, cap).sum() for p in parts) / rows
+    mean = 1.0
+    if weighting.by_impressions:
+        mean = sum(weighting.raw(p, AS_OF, cap).sum() for p in parts) / rows
 
     pieces = np.concatenate([weighting.raw(p, AS_OF, cap) / mean for p in parts])
 
     whole = weighting.of(frame, AS_OF)
     assert whole is not None
     np.testing.assert_allclose(pieces, whole, rtol=1e-12)
-    assert whole.mean() == pytest.approx(1.0)
+    if weighting.by_impressions:
+        assert whole.mean() == pytest.approx(1.0)
+    else:  # recency alone: 1 at as_of, halving with every half-life of age
+        assert whole.max() <= 1.0
+        assert whole.min() < 0.1
 
 
 def test_no_rule_no_weights() -> None:
