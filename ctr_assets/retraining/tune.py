@@ -90,9 +90,11 @@ def tune_training_config(
             f"impressions, outside the hold-out); at least {settings.min_training_rows} are "
             "needed to tune, so load more videos"
         )
+    # Recency is counted back from the newest video (or `now`): the search compares configs
+    # on the data as it is, and data that stopped arriving weeks ago must not weigh nothing.
     weights = video_weights(
         frame,
-        now or datetime.now(UTC),
+        now or (frame["created_at"].max() if len(frame) else datetime.now(UTC)),
         settings.recency_half_life_days,
         by_impressions=settings.impression_weighting,
         cap_quantile=settings.impression_cap_quantile,
