@@ -24,7 +24,9 @@ from ctr_assets_tests.cluster.test_cluster_check import drifted  # noqa: F401
 from ctr_assets_tests.scenarios import Scenario
 
 PAUSED_WITHIN_SECONDS = 120
-FAILED_WITHIN_SECONDS = 30  # the resource's timeout is an hour: the loss is noticed, not waited out
+# The resource's timeout is an hour: the loss is noticed, not waited out. Typically 0.4-1.2 s;
+# once, as the first test of a cold suite, more than 30 s, so the bound leaves room.
+FAILED_WITHIN_SECONDS = 90
 
 
 def _wait_for(path: Path, seconds: float) -> str:
