@@ -139,27 +139,8 @@ class VariantStack(LocalStack):
 
     bin_dir: Path = BIN
 
-    def start(self, storage_url: str) -> None:
-        env = self.environment(storage_url)
-        workspace = str(self.paths.workspace)
-        commands = {
-            "webserver": [str(self.bin_dir / "dagster-webserver"), "-h", self.host, "-p",
-                          str(self.port), "-w", workspace],
-            "daemon": [str(self.bin_dir / "dagster-daemon"), "run", "-w", workspace],
-        }  # fmt: skip
-        for name, command in commands.items():
-            log = (self.paths.logs / f"{name}.log").open("ab")
-            self.processes.append(
-                subprocess.Popen(
-                    command,
-                    env=env,
-                    cwd=self.paths.home,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            )
+    def executable(self, name: str) -> str:
+        return str(self.bin_dir / name)
 
 
 @contextmanager

@@ -110,24 +110,15 @@ class ClusterTrainingSet:
         champion: xgb.Booster | None,
     ) -> FittedChallenger:
         """Trains with `xgboost.dask` and predicts the hold-out on the workers."""
-        return within_deadline(
-            self.client,
-            self.settings,
-            set(self.placement),
-            "training on the Dask cluster",
-            lambda: self._fit(params, as_of, weighting, champion),
-        )
 
-    def _fit(
-        self,
-        params: TrainingParams,
-        as_of: datetime,
-        weighting: Weighting,
-        champion: xgb.Booster | None,
-    ) -> FittedChallenger:
-        # xgboost.dask finds its client as the current one (in this thread).
-        with self.client.as_current():
-            return self._fit_here(params, as_of, weighting, champion)
+        def work() -> FittedChallenger:
+            # xgboost.dask finds its client as the current one (in this thread).
+            with self.client.as_current():
+                return self._fit_here(params, as_of, weighting, champion)
+
+        return within_deadline(
+            self.client, self.settings, set(self.placement), "training on the Dask cluster", work
+        )
 
     def _fit_here(
         self,

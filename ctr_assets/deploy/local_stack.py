@@ -118,11 +118,15 @@ class LocalStack:
         )
         return env
 
+    def executable(self, name: str) -> str:
+        """The Dagster command `name` this stack runs (this installation's)."""
+        return _executable(name)
+
     def start(self, storage_url: str) -> None:
         env = self.environment(storage_url)
         commands = {
             "webserver": [
-                _executable("dagster-webserver"),
+                self.executable("dagster-webserver"),
                 "-h",
                 self.host,
                 "-p",
@@ -130,7 +134,7 @@ class LocalStack:
                 "-w",
                 str(self.paths.workspace),
             ],
-            "daemon": [_executable("dagster-daemon"), "run", "-w", str(self.paths.workspace)],
+            "daemon": [self.executable("dagster-daemon"), "run", "-w", str(self.paths.workspace)],
         }
         for name, command in commands.items():
             log = (self.paths.logs / f"{name}.log").open("ab")
