@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
 import pytest
 
 from ctr_assets.db.connection import Database
+from ctr_assets.ml.gate import GateEvidence, Outcomes, assess
 from ctr_assets.ml.model_files import load_model
+from ctr_assets.orchestration.assets import described_evidence
+from ctr_assets.retraining.check import CheckSettings
+from ctr_assets.retraining.measure import gate_settings
 from ctr_assets.simulation.populate import populate
 from ctr_assets_tests.scenarios import Scenario, make_scenario, with_champion
 from ctr_assets_tests.world_specs import small_world
@@ -202,3 +208,51 @@ def test_a_check_after_a_rollback_judges_the_champion_it_finds(drifted: Scenario
     assert record["champion_before"] == old
     assert record["n_samples"] >= 50  # the old champion's own outcomes, not the new one's
     assert record["views"]["noise_aware"] == "retrain"  # and they are still drifted
+
+
+def test_a_check_takes_the_gate_evidence_once(
+    drifted: Scenario, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`prediction_accuracy` takes the gate's evidence; the retrain step, measuring the same
+    rows as of the same moment with the same settings, uses it instead of taking it again."""
+    taken = []
+
+    def counted(*args, **kwargs):
+        taken.append(1)
+        return assess(*args, **kwargs)
+
+    monkeypatch.setattr("ctr_assets.retraining.measure.assess", counted)
+    run = drifted.check()
+    assert run.record["status"] == "retrained"
+    assert len(taken) == 1
+    (latest,) = drifted.instance.fetch_materializations(
+        dg.AssetKey("prediction_accuracy"), limit=1
+    ).records
+    described = latest.asset_materialization.metadata["gate_evidence"].value
+    assert run.record["mae_lower_bound"] == described["mae_lower_bound"] > 0
+    assert run.record["mae_upper_bound"] == described["mae_upper_bound"]
+
+
+def test_evidence_taken_with_other_settings_is_taken_again() -> None:
+    settings = CheckSettings()
+    evidence = _evidence_of(settings)
+    described = {
+        "gate_evidence": evidence.as_dict(),
+        "gate_settings": gate_settings(settings.policy, 7, settings.maturity),
+    }
+    assert described_evidence(described, settings) == evidence
+    stricter = replace(settings, policy=replace(settings.policy, confidence=0.999))
+    assert described_evidence(described, stricter) is None
+    longer = replace(settings, lookback_days=14)
+    assert described_evidence(described, longer) is None
+    # A description from before the settings were recorded: taken again.
+    assert described_evidence({"gate_evidence": evidence.as_dict()}, settings) is None
+
+
+def _evidence_of(settings: CheckSettings) -> GateEvidence:
+    rng = np.random.default_rng(3)
+    predicted = rng.uniform(0.01, 0.05, 200)
+    impressions = rng.integers(100, 1000, 200).astype(float)
+    observed = rng.binomial(impressions.astype(int), predicted) / impressions
+    window = Outcomes(predicted, observed, impressions)
+    return assess(window, window, settings.policy.mae_threshold, settings.policy.confidence)

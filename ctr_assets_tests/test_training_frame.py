@@ -11,12 +11,14 @@ import pytest
 from ctr_assets.data.features import CATEGORICAL_FEATURES, FEATURES, TARGET
 from ctr_assets.data.training_frame import (
     BAD_ROW_REASONS,
+    count_training_rows,
     load_training_frame,
     screen_training_batches,
     screen_training_table,
     training_query,
 )
 from ctr_assets.db.connection import Database
+from ctr_assets.ml.split import holdout_mask
 from ctr_assets.simulation.populate import populate
 from ctr_assets_tests.world_specs import small_world
 
@@ -161,6 +163,21 @@ def test_loader_returns_the_clean_frame_and_the_planted_bad_rows(db: Database) -
     assert (frame["impressions"] >= 100).all()
     # Missing features stay missing (NaN), they are not bad rows.
     assert frame["music_energy"].isna().sum() > 0
+
+
+def test_counting_batch_by_batch_agrees_with_the_frame(db: Database) -> None:
+    """What `real_training_data` describes without building the frame is what the training
+    step then reads: kept rows, rows read, bad rows per reason and usable rows."""
+    summary = populate(db, small_world())
+    data = load_training_frame(db, min_impressions=100)
+    usable = lambda ids: int(len(ids) - holdout_mask(ids).sum())  # noqa: E731
+    counts = count_training_rows(db, 100, usable)
+    assert sum(summary.planted_bad_rows.values()) > 0  # the screening has work to do
+    assert counts.rows == len(data.frame)
+    assert counts.rows_read == data.rows_read
+    assert counts.bad_rows == data.bad_rows
+    assert counts.usable_rows == usable(data.frame["video_id"])
+    assert 0 < counts.usable_rows < counts.rows
 
 
 def test_a_higher_threshold_reads_fewer_rows(db: Database) -> None:

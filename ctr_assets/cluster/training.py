@@ -266,6 +266,12 @@ class ClusterSource:
         client = self._open.enter_context(cluster_client(self.settings))
         return read_on_cluster(client, self.settings, self.db, self.min_impressions)
 
+    def describe(self) -> ClusterTrainingSet:
+        """Reads on the workers, then frees the partitions: what is left is the summaries."""
+        rows = self.read()
+        rows.release()
+        return rows
+
     def close(self) -> None:
         self._open.close()
 

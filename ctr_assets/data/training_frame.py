@@ -12,7 +12,8 @@ concatenation and no second copy of it in memory.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,6 +116,45 @@ def load_training_frame(
 ) -> TrainingData:
     """Reads `videos` (or one `part` of it) into the frame the model trains on, one Arrow
     batch at a time. Both modes, in process and on a cluster, read and screen through here."""
+    with _training_batches(db, min_impressions, part) as (batches, expected_rows):
+        pause_point("loading")
+        return screen_training_batches(batches, expected_rows=expected_rows)
+
+
+@dataclass(frozen=True)
+class TrainingCounts:
+    """What `load_training_frame` would keep and leave out, counted batch by batch."""
+
+    rows: int  # kept: the frame's rows
+    rows_read: int
+    bad_rows: dict[str, int]
+    usable_rows: int  # kept rows `usable` counted (those outside the hold-out)
+
+
+def count_training_rows(
+    db: Database, min_impressions: int, usable: Callable[[pd.Series], int]
+) -> TrainingCounts:
+    """The same read and screening as `load_training_frame`, but each batch is let go once
+    counted: only one batch is ever in memory. `usable` counts, among a batch's kept
+    `video_id`s, those the model may learn from."""
+    bad_rows = dict.fromkeys(BAD_ROW_REASONS, 0)
+    rows_read = rows = usable_rows = 0
+    with _training_batches(db, min_impressions, None) as (batches, _expected):
+        for batch in batches:
+            rows_read += batch.num_rows
+            keep = _screen(batch, _category_codes(batch), bad_rows)
+            ids = batch["video_id"] if keep is None else batch["video_id"].filter(keep)
+            ids = ids.to_pandas()
+            rows += len(ids)
+            usable_rows += usable(ids)
+    return TrainingCounts(rows, rows_read, bad_rows, usable_rows)
+
+
+@contextmanager
+def _training_batches(
+    db: Database, min_impressions: int, part: TablePart | None
+) -> Iterator[tuple[Iterator[pa.RecordBatch], int]]:
+    """The training query's Arrow batches, read ahead, and how many rows they likely hold."""
     with db.connect_arrow() as conn, conn.cursor() as cur:
         if part is not None:
             # ADBC has begun a transaction; it takes the coordinator's snapshot before any
@@ -126,10 +166,7 @@ def load_training_frame(
         share = 1.0 if part is None else part.share
         cur.execute(training_query(min_impressions, None if part is None else part.condition))
         with read_ahead(cur.fetch_record_batch()) as batches:
-            pause_point("loading")
-            return screen_training_batches(
-                batches, expected_rows=max(0, int(int(estimated_rows) * share))
-            )
+            yield batches, max(0, int(int(estimated_rows) * share))
 
 
 # The planner's row count of `videos` (-1 if never analyzed): the frame's likely size.

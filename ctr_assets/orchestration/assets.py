@@ -1,6 +1,7 @@
 """The asset graph: accuracy -> (with training data) -> model and decision report."""
 
 import base64
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ from pydantic import Field
 
 from ctr_assets.data.accuracy import AccuracyReport
 from ctr_assets.ml.decision import decide_retrain
+from ctr_assets.ml.gate import GateEvidence
 from ctr_assets.ml.training import TrainingParams
 from ctr_assets.models.registry import ModelVersion
 from ctr_assets.models.training_configs import training_params_for_check
@@ -21,8 +23,8 @@ from ctr_assets.orchestration.resources import (
 from ctr_assets.orchestration.training_data import describe_training_data, described_bad_rows
 from ctr_assets.orchestration.upstream import upstream_description
 from ctr_assets.reporting.plots import accuracy_trend_png, holdout_scatter_png
-from ctr_assets.retraining.check import RetrainError, judge_retrain_check
-from ctr_assets.retraining.measure import measure_champion
+from ctr_assets.retraining.check import CheckSettings, RetrainError, judge_retrain_check
+from ctr_assets.retraining.measure import gate_settings, measure_champion
 from ctr_assets.retraining.record import TRIGGERS, DecisionRecord, recent_decisions, store_decision
 
 GROUP = "ctr_retraining"
@@ -107,6 +109,17 @@ def _image(png: bytes) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![plot](data:image/png;base64,{base64.b64encode(png).decode()})")
 
 
+def described_evidence(described: dict[str, Any], settings: CheckSettings) -> GateEvidence | None:
+    """The gate's evidence `prediction_accuracy` described, if it was taken with `settings`'
+    gate settings (else None: it is taken again)."""
+    stored = described.get("gate_evidence")
+    taken_with = described.get("gate_settings")
+    expected = gate_settings(settings.policy, settings.lookback_days, settings.maturity)
+    if not stored or taken_with != json.loads(json.dumps(expected)):
+        return None
+    return GateEvidence.from_dict(stored)
+
+
 def _as_of(config: AccuracyConfig) -> datetime:
     if config.as_of is None:
         return datetime.now(UTC)
@@ -132,16 +145,22 @@ def prediction_accuracy(
     interval of the true MAE with label noise taken out, and the CUSUM of recent days."""
     db = database.open()
     champion = models.registry(db).champion()
+    policy, maturity = retrain_settings.policy(), retrain_settings.maturity()
     report = measure_champion(
         db,
         champion.version if champion else None,
         _as_of(config),
-        retrain_settings.policy(),
+        policy,
         retrain_settings.lookback_days,
-        retrain_settings.maturity(),
+        maturity,
     )
     return dg.MaterializeResult(
-        metadata=accuracy_metadata(report, retrain_settings.mae_threshold),
+        metadata={
+            **accuracy_metadata(report, retrain_settings.mae_threshold),
+            "gate_settings": dg.MetadataValue.json(
+                gate_settings(policy, retrain_settings.lookback_days, maturity)
+            ),
+        },
         check_results=[_mae_check_result(report, retrain_settings)],
     )
 
@@ -407,9 +426,15 @@ def retrain_check(
     as_of = datetime.fromisoformat(str(accuracy_described["as_of"]))
     measured = accuracy_described.get("champion")
 
-    def measure(version: str | None) -> AccuracyReport:
+    def measure(version: str | None, evidence: GateEvidence | None = None) -> AccuracyReport:
         return measure_champion(
-            db, version, as_of, settings.policy, settings.lookback_days, settings.maturity
+            db,
+            version,
+            as_of,
+            settings.policy,
+            settings.lookback_days,
+            settings.maturity,
+            evidence,
         )
 
     try:
@@ -419,8 +444,13 @@ def retrain_check(
             judged = judge_retrain_check(
                 registry,
                 # The accuracy the upstream step described, measured again as of the same
-                # moment: the same rows, so the same evidence (no pickled copy is passed).
-                measure(None if measured in (None, "none yet") else str(measured)),
+                # moment: the same rows, so the same evidence (no pickled copy is passed);
+                # the gate's evidence is taken from the description when its settings are
+                # these.
+                measure(
+                    None if measured in (None, "none yet") else str(measured),
+                    described_evidence(accuracy_described, settings),
+                ),
                 training,
                 settings,
                 _trigger(context),

@@ -1,10 +1,11 @@
 """The description `real_training_data` materializes: what the training step will read.
 
 The rows are read and screened exactly as the training step reads them (in this process, or
-on the cluster's workers from one snapshot), counted, and let go: only the description is
-kept. The training step reads `videos` again when it trains, so it learns from the rows as
-they are then; both reads count their bad rows the same way, and the decision record carries
-the counts of the rows it trained on.
+on the cluster's workers from one snapshot) and counted; in process each batch is let go
+once counted, so no frame is built. Only the description is kept. The training step reads
+`videos` again when it trains, so it learns from the rows as they are then; both reads count
+their bad rows the same way, and the decision record carries the counts of the rows it
+trained on.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import dagster as dg
 from ctr_assets.data.training_frame import BAD_ROW_REASONS
 from ctr_assets.db.connection import Database
 from ctr_assets.orchestration.resources import TrainingCluster
-from ctr_assets.retraining.training_set import TrainingSet
+from ctr_assets.retraining.training_set import TrainingSummary
 
 
 def describe_training_data(
@@ -24,17 +25,11 @@ def describe_training_data(
 ) -> dict[str, Any]:
     """Reads the training rows where training would read them and describes them."""
     with cluster.source(db, min_impressions, {}) as source:
-        rows = source.read()
-        try:
-            return training_data_metadata(rows, min_impressions, cluster.address())
-        finally:
-            release = getattr(rows, "release", None)
-            if release is not None:
-                release()
+        return training_data_metadata(source.describe(), min_impressions, cluster.address())
 
 
 def training_data_metadata(
-    rows: TrainingSet, min_impressions: int, address: str | None
+    rows: TrainingSummary, min_impressions: int, address: str | None
 ) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "dagster/row_count": rows.rows,

@@ -17,7 +17,12 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from ctr_assets.data.training_frame import TrainingData, load_training_frame
+from ctr_assets.data.training_frame import (
+    TrainingCounts,
+    TrainingData,
+    count_training_rows,
+    load_training_frame,
+)
 from ctr_assets.db.connection import Database
 from ctr_assets.ml.evaluation import predict_ctr
 from ctr_assets.ml.model_inputs import feature_matrix, target
@@ -72,6 +77,19 @@ class TrainingSource(Protocol):
     bad_rows: dict[str, int]
 
     def read(self) -> TrainingSet: ...
+
+    def describe(self) -> TrainingSummary:
+        """What `read` would return, counted without keeping the rows."""
+        ...
+
+
+class TrainingSummary(Protocol):
+    """Counts of the training rows (what `real_training_data` describes)."""
+
+    rows: int
+    rows_read: int
+    usable_rows: int
+    bad_rows: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -158,3 +176,9 @@ class InProcessSource:
 
     def read(self) -> TrainingSet:
         return FrameTrainingSet(load_training_frame(self.db, self.min_impressions))
+
+    def describe(self) -> TrainingCounts:
+        """The rows `read` would return, counted one batch at a time (no frame is built)."""
+        return count_training_rows(
+            self.db, self.min_impressions, lambda ids: int(len(ids) - holdout_mask(ids).sum())
+        )
