@@ -30,6 +30,7 @@ from ctr_assets.data.features import (
 from ctr_assets.db.connection import Database
 from ctr_assets.db.read_ahead import read_ahead
 from ctr_assets.faults import pause_point
+from ctr_assets.memory import release_free_memory
 
 # Each bad row is counted once, under the first reason it meets, in this order.
 BAD_ROW_REASONS: tuple[str, ...] = (
@@ -118,7 +119,9 @@ def load_training_frame(
     batch at a time. Both modes, in process and on a cluster, read and screen through here."""
     with _training_batches(db, min_impressions, part) as (batches, expected_rows):
         pause_point("loading")
-        return screen_training_batches(batches, expected_rows=expected_rows)
+        data = screen_training_batches(batches, expected_rows=expected_rows)
+    release_free_memory()  # the batches: the frame is all that is kept
+    return data
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,7 @@ def count_training_rows(
             ids = ids.to_pandas()
             rows += len(ids)
             usable_rows += usable(ids)
+    release_free_memory()
     return TrainingCounts(rows, rows_read, bad_rows, usable_rows)
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 import xgboost as xgb
 
 from ctr_assets.faults import pause_point
+from ctr_assets.memory import release_free_memory
 from ctr_assets.ml.model_inputs import feature_matrix, target
 from ctr_assets.ml.split import TrainingSplit, holdout_mask, training_split
 
@@ -146,6 +147,7 @@ def train_ctr_model(
         enable_categorical=True,
         nthread=xgb_params["nthread"],
     )
+    release_free_memory()  # the blocks of rows copied for the matrices
     pause_point("training")
     booster = _boost(params, train_matrix, validation_matrix)
     best_iteration = int(getattr(booster, "best_iteration", booster.num_boosted_rounds() - 1))

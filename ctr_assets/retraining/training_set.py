@@ -24,6 +24,7 @@ from ctr_assets.data.training_frame import (
     load_training_frame,
 )
 from ctr_assets.db.connection import Database
+from ctr_assets.memory import release_free_memory
 from ctr_assets.ml.evaluation import predict_ctr
 from ctr_assets.ml.model_inputs import feature_matrix, target
 from ctr_assets.ml.split import holdout_mask, training_split
@@ -130,6 +131,7 @@ class FrameTrainingSet:
         weights = weighting.of(frame, as_of)
         split = training_split(frame["video_id"], params.validation_fraction)
         trained = train_ctr_model(frame, params, weights, split=split)
+        release_free_memory()  # the training matrices
         return FittedChallenger(
             trained, holdout_predictions(frame, weights, trained.booster, champion, split.holdout)
         )
