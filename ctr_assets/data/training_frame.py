@@ -118,7 +118,6 @@ def load_training_frame(
     """Reads `videos` (or one `part` of it) into the frame the model trains on, one Arrow
     batch at a time. Both modes, in process and on a cluster, read and screen through here."""
     with _training_batches(db, min_impressions, part) as (batches, expected_rows):
-        pause_point("loading")
         data = screen_training_batches(batches, expected_rows=expected_rows)
     release_free_memory()  # the batches: the frame is all that is kept
     return data
@@ -170,6 +169,7 @@ def _training_batches(
         share = 1.0 if part is None else part.share
         cur.execute(training_query(min_impressions, None if part is None else part.condition))
         with read_ahead(cur.fetch_record_batch()) as batches:
+            pause_point("loading")
             yield batches, max(0, int(int(estimated_rows) * share))
 
 
