@@ -98,30 +98,27 @@ def test_dagster_dev_in_the_repository_root_serves_the_product(tmp_path: Path) -
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def test_dg_check_defs_passes(tmp_path: Path, dagster_storage_url: str) -> None:
-    result = subprocess.run(
-        [str(BIN / "dg"), "check", "defs"],
+def _dg(home: Path, storage_url: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """`dg ARGUMENTS` in the repository root, with Dagster's storage at `storage_url`."""
+    return subprocess.run(
+        [str(BIN / "dg"), *arguments],
         cwd=ROOT,
-        env=_environment(tmp_path, DAGSTER_POSTGRES_URL=dagster_storage_url),
+        env=_environment(home, DAGSTER_POSTGRES_URL=storage_url),
         capture_output=True,
         text=True,
         check=False,
         timeout=300,
     )
+
+
+def test_dg_check_defs_passes(tmp_path: Path, dagster_storage_url: str) -> None:
+    result = _dg(tmp_path, dagster_storage_url, "check", "defs")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All definitions loaded successfully." in result.stdout
 
 
 def test_dg_list_defs_shows_the_assets(tmp_path: Path, dagster_storage_url: str) -> None:
-    result = subprocess.run(
-        [str(BIN / "dg"), "list", "defs", "--json"],
-        cwd=ROOT,
-        env=_environment(tmp_path, DAGSTER_POSTGRES_URL=dagster_storage_url),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+    result = _dg(tmp_path, dagster_storage_url, "list", "defs", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     for asset in ASSETS:
         assert f'"{asset}"' in result.stdout

@@ -10,16 +10,9 @@ import dagster as dg
 from ctr_assets.db.connection import Database
 from ctr_assets.orchestration.assets import TRIGGER_TAG
 from ctr_assets.orchestration.build import build_definitions
+from ctr_assets.orchestration.remote import CHECK_ASSETS
 from ctr_assets.orchestration.resources import CtrDatabase, ModelStore, RetrainSettings
 from ctr_assets.retraining.record import decision_for_run
-
-CHECK_ASSETS = (
-    "prediction_accuracy",
-    "real_training_data",
-    "ctr_model",
-    "champion_model",
-    "retrain_report",
-)
 
 
 @dataclass(frozen=True)
