@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ctr_assets.data.training_frame import screen_training_table, training_query
+from ctr_assets.data.training_frame import RowSelection, screen_training_table, training_query
 from ctr_assets.db.connection import Database
 from ctr_assets.ml.evaluation import score_on_holdout
 from ctr_assets.ml.training import TrainingParams, train_ctr_model
@@ -18,7 +18,7 @@ def register_small_champion(
     """Trains a quick model on up to `rows` videos created before `created_before`,
     registers it and makes it champion; returns its version."""
     query = (
-        f"SELECT * FROM ({training_query(100)}) eligible "
+        f"SELECT * FROM ({training_query(RowSelection(100))}) eligible "
         f"WHERE created_at < '{created_before.isoformat()}' ORDER BY video_id LIMIT {rows}"
     )
     with db.connect_arrow() as conn, conn.cursor() as cur:

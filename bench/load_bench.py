@@ -25,7 +25,7 @@ import sqlalchemy
 from bench.fresh_process import Task
 from bench.harness import Stats, in_fresh_process, interleaved, stats_of
 from bench.report import target
-from ctr_assets.data.training_frame import load_training_frame, training_query
+from ctr_assets.data.training_frame import RowSelection, load_training_frame, training_query
 from ctr_assets.db.connection import Database
 
 MIN_IMPRESSIONS = 100
@@ -49,12 +49,14 @@ def adbc_load(url: str) -> Iterator[Task]:
             "frame_bytes": _frame_bytes(data.frame),
         }
 
-    yield Task(run=lambda: load_training_frame(db, MIN_IMPRESSIONS), describe=describe)
+    yield Task(
+        run=lambda: load_training_frame(db, RowSelection(MIN_IMPRESSIONS)), describe=describe
+    )
 
 
 @contextmanager
 def copy_floor(url: str) -> Iterator[Task]:
-    sql = f"COPY ({training_query(MIN_IMPRESSIONS)}) TO STDOUT (FORMAT binary)"
+    sql = f"COPY ({training_query(RowSelection(MIN_IMPRESSIONS))}) TO STDOUT (FORMAT binary)"
 
     def run() -> int:
         conn = psycopg2.connect(url)
@@ -71,7 +73,7 @@ def copy_floor(url: str) -> Iterator[Task]:
 @contextmanager
 def read_sql(url: str) -> Iterator[Task]:
     engine = sqlalchemy.create_engine(Database(url).sqlalchemy_url)
-    query = sqlalchemy.text(training_query(MIN_IMPRESSIONS))
+    query = sqlalchemy.text(training_query(RowSelection(MIN_IMPRESSIONS)))
 
     def run() -> pd.DataFrame:
         with engine.connect() as conn, warnings.catch_warnings():

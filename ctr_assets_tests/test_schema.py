@@ -73,6 +73,7 @@ def test_indexes_for_time_windows_and_cursors_exist(db: Database) -> None:
     purchases = _indexes(db, "purchase_signals")
     assert any("(id)" in definition for definition in purchases.values())
     assert any("(transaction_id)" in d and "UNIQUE" in d for d in purchases.values())
+    assert "(created_at)" in _indexes(db, "videos")["videos_created_at_idx"]
 
 
 def test_decision_statuses_are_constrained(db: Database) -> None:

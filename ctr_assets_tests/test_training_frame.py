@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -11,16 +11,17 @@ import pytest
 from ctr_assets.data.features import CATEGORICAL_FEATURES, FEATURES, TARGET
 from ctr_assets.data.training_frame import (
     BAD_ROW_REASONS,
+    RowSelection,
     count_training_rows,
     load_training_frame,
     screen_training_batches,
     screen_training_table,
-    training_query,
 )
 from ctr_assets.db.connection import Database
 from ctr_assets.ml.split import holdout_mask
+from ctr_assets.orchestration.resources import RetrainSettings
 from ctr_assets.simulation.populate import populate
-from ctr_assets_tests.world_specs import small_world
+from ctr_assets_tests.world_specs import END, small_world
 
 GOOD_ROW = {
     "video_id": "v1",
@@ -121,9 +122,9 @@ def test_null_category_is_missing_not_bad() -> None:
     assert pd.isna(result.frame["objective"].iloc[0])
 
 
-def test_training_query_rejects_a_threshold_below_one() -> None:
+def test_a_row_selection_refuses_a_threshold_below_one() -> None:
     with pytest.raises(ValueError, match="at least 1"):
-        training_query(0)
+        RowSelection(0)
 
 
 def _scalar(db: Database, sql: str) -> int:
@@ -135,7 +136,7 @@ def _scalar(db: Database, sql: str) -> int:
 def test_loader_returns_the_clean_frame_and_the_planted_bad_rows(db: Database) -> None:
     spec = small_world()
     summary = populate(db, spec)
-    data = load_training_frame(db, min_impressions=100)
+    data = load_training_frame(db, RowSelection(100))
 
     expected_rows = _scalar(
         db,
@@ -169,9 +170,9 @@ def test_counting_batch_by_batch_agrees_with_the_frame(db: Database) -> None:
     """What `real_training_data` describes without building the frame is what the training
     step then reads: kept rows, rows read, bad rows per reason and usable rows."""
     summary = populate(db, small_world())
-    data = load_training_frame(db, min_impressions=100)
+    data = load_training_frame(db, RowSelection(100))
     usable = lambda ids: int(len(ids) - holdout_mask(ids).sum())  # noqa: E731
-    counts = count_training_rows(db, 100, usable)
+    counts = count_training_rows(db, RowSelection(100), usable)
     assert sum(summary.planted_bad_rows.values()) > 0  # the screening has work to do
     assert counts.rows == len(data.frame)
     assert counts.rows_read == data.rows_read
@@ -182,7 +183,51 @@ def test_counting_batch_by_batch_agrees_with_the_frame(db: Database) -> None:
 
 def test_a_higher_threshold_reads_fewer_rows(db: Database) -> None:
     populate(db, small_world())
-    assert len(load_training_frame(db, 5000).frame) < len(load_training_frame(db, 100).frame)
+    assert len(load_training_frame(db, RowSelection(5000)).frame) < len(
+        load_training_frame(db, RowSelection(100)).frame
+    )
+
+
+def test_a_horizon_reads_the_videos_created_within_it_of_the_newest(db: Database) -> None:
+    """Only videos created within `horizon_days` of the newest training row are read; a newer
+    video below the impressions threshold does not move the horizon, and a video without a
+    creation time is still read (it counts as new)."""
+    populate(db, small_world())
+    with db.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO videos (video_id, platform, objective, aspect_ratio, impressions, "
+            "clicks, conversions, created_at) VALUES "
+            "('too-few-impressions', 'tiktok', 'traffic', '9:16', 5, 0, 0, %s), "
+            "('undated', 'tiktok', 'traffic', '9:16', 1000, 40, 2, NULL)",
+            (END + timedelta(days=30),),
+        )
+    whole = load_training_frame(db, RowSelection(100)).frame
+    dated = whole["created_at"].notna()
+    newest = whole.loc[dated, "created_at"].max()
+    within = ~dated | (whole["created_at"] >= newest - pd.Timedelta(days=3))
+    assert 0 < within.sum() < len(whole)  # the horizon leaves some videos out, not all
+
+    selection = RowSelection(100, horizon_days=3.0)
+    recent = load_training_frame(db, selection)
+    assert sorted(recent.frame["video_id"]) == sorted(whole.loc[within, "video_id"])
+    assert "undated" in set(recent.frame["video_id"])
+    usable = lambda ids: int(len(ids) - holdout_mask(ids).sum())  # noqa: E731
+    counts = count_training_rows(db, selection, usable)
+    assert (counts.rows, counts.rows_read, counts.bad_rows) == (
+        len(recent.frame),
+        recent.rows_read,
+        recent.bad_rows,
+    )
+
+
+def test_the_horizon_follows_the_recency_settings() -> None:
+    """7 half-lives of 2 days by default; no recency weights (or no horizon): every video."""
+    assert RetrainSettings().row_selection() == RowSelection(100, 14.0)
+    assert RetrainSettings(recency_half_life_days=1.0).row_selection().horizon_days == 7.0
+    assert RetrainSettings(recency_half_life_days=0).row_selection().horizon_days is None
+    assert RetrainSettings(recency_horizon_half_lives=None).row_selection().horizon_days is None
+    with pytest.raises(ValueError, match="positive"):
+        RowSelection(100, horizon_days=0.0)
 
 
 def _many_rows(count: int, seed: int = 7) -> pa.Table:

@@ -34,7 +34,12 @@ from ctr_assets.cluster.client import (
 )
 from ctr_assets.cluster.snapshot import exported_snapshot, partition_count, table_parts
 from ctr_assets.data.features import FEATURES, TARGET
-from ctr_assets.data.training_frame import TablePart, TrainingData, load_training_frame
+from ctr_assets.data.training_frame import (
+    RowSelection,
+    TablePart,
+    TrainingData,
+    load_training_frame,
+)
 from ctr_assets.db.connection import Database
 from ctr_assets.faults import pause_point
 from ctr_assets.ml.split import holdout_mask, training_split
@@ -253,18 +258,18 @@ class ClusterSource:
         self,
         settings: ClusterSettings,
         db: Database,
-        min_impressions: int,
+        rows: RowSelection,
         bad_rows: dict[str, int],
     ) -> None:
         self.settings = settings
         self.db = db
-        self.min_impressions = min_impressions
+        self.rows = rows
         self.bad_rows = bad_rows
         self._open = contextlib.ExitStack()
 
     def read(self) -> ClusterTrainingSet:
         client = self._open.enter_context(cluster_client(self.settings))
-        return read_on_cluster(client, self.settings, self.db, self.min_impressions)
+        return read_on_cluster(client, self.settings, self.db, self.rows)
 
     def describe(self) -> ClusterTrainingSet:
         """Reads on the workers, then frees the partitions: what is left is the summaries."""
@@ -277,7 +282,7 @@ class ClusterSource:
 
 
 def read_on_cluster(
-    client: Client, settings: ClusterSettings, db: Database, min_impressions: int
+    client: Client, settings: ClusterSettings, db: Database, rows: RowSelection
 ) -> ClusterTrainingSet:
     """Reads `videos` on the workers, 2-4 block ranges each, all from one snapshot."""
     workers = sorted(current_workers(client))
@@ -293,7 +298,7 @@ def read_on_cluster(
             client.submit(
                 _read_part,
                 db,
-                min_impressions,
+                rows,
                 part,
                 # Round-robin, so every worker reads (and later trains on) its share.
                 workers=[workers[i % len(workers)]],
@@ -324,8 +329,8 @@ def read_on_cluster(
     return ClusterTrainingSet(client, settings, futures, summaries, snapshot.visible, placement)
 
 
-def _read_part(db: Database, min_impressions: int, part: TablePart) -> TrainingData:
-    return load_training_frame(db, min_impressions, part)
+def _read_part(db: Database, rows: RowSelection, part: TablePart) -> TrainingData:
+    return load_training_frame(db, rows, part)
 
 
 @dataclass(frozen=True)

@@ -65,14 +65,61 @@ class TrainingData:
         return sum(self.bad_rows.values())
 
 
-def training_query(min_impressions: int, part: str | None = None) -> str:
-    """Eligible videos, plus rows whose counts are NULL or negative so they get counted.
+@dataclass(frozen=True)
+class RowSelection:
+    """Which videos the training read selects.
+
+    A training row is a video with at least `min_impressions` impressions. With a
+    `horizon_days`, it must also have been created at most that many days before the newest
+    such video: under recency weights an older video weighs next to nothing (7 half-lives:
+    under 1/128 of the newest's), so it is not read at all, neither trained on nor judged on.
+    The horizon counts back from the newest video, not from the check's `as_of`, so data
+    that stopped arriving still trains a model. Rows whose counts or creation time are
+    broken are selected too, so that they are counted as bad.
+    """
+
+    min_impressions: int = 100
+    horizon_days: float | None = None
+
+    def __post_init__(self) -> None:
+        if int(self.min_impressions) < 1:
+            raise ValueError(f"min_impressions must be at least 1, got {self.min_impressions}")
+        if self.horizon_days is not None and not self.horizon_days > 0:
+            raise ValueError(f"horizon_days must be positive or None, got {self.horizon_days}")
+
+    def condition(self) -> str:
+        """The SQL condition on `videos`."""
+        eligible = (
+            f"(impressions >= {int(self.min_impressions)} OR impressions IS NULL "
+            "OR impressions < 0)"
+        )
+        if self.horizon_days is None:
+            return eligible
+        newest = (
+            "(SELECT max(created_at) FROM videos "
+            f"WHERE impressions >= {int(self.min_impressions)} AND {_CREATED_AT_HELD})"
+        )
+        seconds = float(self.horizon_days) * 86_400
+        recent = (
+            f"(created_at >= {newest} - make_interval(secs => {seconds!r}) "
+            f"OR created_at IS NULL OR NOT {_CREATED_AT_HELD})"
+        )
+        return f"{eligible} AND {recent}"
+
+    def describe(self) -> str:
+        """In words, for a reason or a log line."""
+        words = f"videos with at least {self.min_impressions} impressions"
+        if self.horizon_days is not None:
+            words += f" created within {self.horizon_days:g} days of the newest"
+        return words
+
+
+def training_query(rows: RowSelection, part: str | None = None) -> str:
+    """The selected videos (`RowSelection`), every column the frame is built from.
 
     `part` is a further SQL condition that selects one partition of `videos` (a block
     range, see `ctr_assets.cluster.snapshot`); unset, the whole table.
     """
-    if int(min_impressions) < 1:
-        raise ValueError(f"min_impressions must be at least 1, got {min_impressions}")
     columns = ", ".join(
         [
             "video_id",
@@ -86,8 +133,7 @@ def training_query(min_impressions: int, part: str | None = None) -> str:
             f"NOT {_CREATED_AT_HELD} AS created_at_invalid",
         ]
     )
-    eligible = f"(impressions >= {int(min_impressions)} OR impressions IS NULL OR impressions < 0)"
-    where = eligible if part is None else f"({part}) AND {eligible}"
+    where = rows.condition() if part is None else f"({part}) AND {rows.condition()}"
     return f"SELECT {columns} FROM videos WHERE {where}"
 
 
@@ -113,11 +159,12 @@ _SNAPSHOT_ID = re.compile(r"[0-9A-F]+-[0-9A-F]+(-[0-9]+)?")
 
 
 def load_training_frame(
-    db: Database, min_impressions: int = 100, part: TablePart | None = None
+    db: Database, rows: RowSelection = RowSelection(), part: TablePart | None = None
 ) -> TrainingData:
-    """Reads `videos` (or one `part` of it) into the frame the model trains on, one Arrow
-    batch at a time. Both modes, in process and on a cluster, read and screen through here."""
-    with _training_batches(db, min_impressions, part) as (batches, expected_rows):
+    """Reads the selected `rows` of `videos` (or of one `part` of it) into the frame the
+    model trains on, one Arrow batch at a time. Both modes, in process and on a cluster,
+    read and screen through here."""
+    with _training_batches(db, rows, part) as (batches, expected_rows):
         data = screen_training_batches(batches, expected_rows=expected_rows)
     release_free_memory()  # the batches: the frame is all that is kept
     return data
@@ -134,14 +181,14 @@ class TrainingCounts:
 
 
 def count_training_rows(
-    db: Database, min_impressions: int, usable: Callable[[pd.Series], int]
+    db: Database, selection: RowSelection, usable: Callable[[pd.Series], int]
 ) -> TrainingCounts:
     """The same read and screening as `load_training_frame`, but each batch is let go once
     counted: only one batch is ever in memory. `usable` counts, among a batch's kept
     `video_id`s, those the model may learn from."""
     bad_rows = dict.fromkeys(BAD_ROW_REASONS, 0)
     rows_read = rows = usable_rows = 0
-    with _training_batches(db, min_impressions, None) as (batches, _expected):
+    with _training_batches(db, selection, None) as (batches, _expected):
         for batch in batches:
             rows_read += batch.num_rows
             keep = _screen(batch, _category_codes(batch), bad_rows)
@@ -155,7 +202,7 @@ def count_training_rows(
 
 @contextmanager
 def _training_batches(
-    db: Database, min_impressions: int, part: TablePart | None
+    db: Database, rows: RowSelection, part: TablePart | None
 ) -> Iterator[tuple[Iterator[pa.RecordBatch], int]]:
     """The training query's Arrow batches, read ahead, and how many rows they likely hold."""
     with db.connect_arrow() as conn, conn.cursor() as cur:
@@ -167,7 +214,7 @@ def _training_batches(
         cur.execute(_ESTIMATED_VIDEOS)
         (estimated_rows,) = cur.fetchone()
         share = 1.0 if part is None else part.share
-        cur.execute(training_query(min_impressions, None if part is None else part.condition))
+        cur.execute(training_query(rows, None if part is None else part.condition))
         with read_ahead(cur.fetch_record_batch()) as batches:
             pause_point("loading")
             yield batches, max(0, int(int(estimated_rows) * share))

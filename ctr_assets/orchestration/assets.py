@@ -246,7 +246,7 @@ def real_training_data(
     are counted per reason and left out. Describes the data; the training step reads it."""
     return dg.MaterializeResult(
         metadata=describe_training_data(
-            database.open(), retrain_settings.min_impressions, training_cluster
+            database.open(), retrain_settings.row_selection(), training_cluster
         )
     )
 
@@ -439,7 +439,7 @@ def retrain_check(
 
     try:
         with training_cluster.source(
-            db, retrain_settings.min_impressions, described_bad_rows(training_described)
+            db, retrain_settings.row_selection(), described_bad_rows(training_described)
         ) as training:
             judged = judge_retrain_check(
                 registry,

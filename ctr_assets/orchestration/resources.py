@@ -16,6 +16,7 @@ from ctr_assets import settings
 from ctr_assets.cluster.client import ClusterSettings
 from ctr_assets.cluster.training import ClusterSource
 from ctr_assets.data.accuracy import Maturity
+from ctr_assets.data.training_frame import RowSelection
 from ctr_assets.db.connection import Database, libpq_url
 from ctr_assets.db.schema import migrate
 from ctr_assets.ml.decision import RetrainPolicy
@@ -165,6 +166,14 @@ class RetrainSettings(dg.ConfigurableResource):
             "so the model follows drift. 0 or unset: all videos weigh the same."
         ),
     )
+    recency_horizon_half_lives: float | None = Field(
+        default=CheckSettings.recency_horizon_half_lives,
+        description=(
+            "Videos created more than this many half-lives before the newest one (7: 14 days "
+            "at a 2-day half-life, a weight under 1/128 of the newest's) are not read: "
+            "neither trained on nor judged on. 0 or unset: every video is read."
+        ),
+    )
     impression_weighting: bool = Field(
         default=CheckSettings.impression_weighting,
         description=(
@@ -203,8 +212,15 @@ class RetrainSettings(dg.ConfigurableResource):
             lookback_days=self.lookback_days,
             min_training_rows=self.min_training_rows,
             recency_half_life_days=self.recency_half_life_days,
+            recency_horizon_half_lives=self.recency_horizon_half_lives,
             impression_weighting=self.impression_weighting,
             training=training,
+        )
+
+    def row_selection(self) -> RowSelection:
+        """The videos the training read selects."""
+        return RowSelection(
+            self.min_impressions, self.check_settings(TrainingParams()).horizon_days
         )
 
 
@@ -265,14 +281,14 @@ class TrainingCluster(dg.ConfigurableResource):
 
     @contextlib.contextmanager
     def source(
-        self, db: Database, min_impressions: int, bad_rows: dict[str, int]
+        self, db: Database, rows: RowSelection, bad_rows: dict[str, int]
     ) -> Iterator[TrainingSource]:
         """Where the training step reads its rows; a cluster's client is open meanwhile."""
         address = self.address()
         if address is None:
-            yield InProcessSource(db, min_impressions, bad_rows)
+            yield InProcessSource(db, rows, bad_rows)
             return
-        source = ClusterSource(self.cluster_settings(address), db, min_impressions, bad_rows)
+        source = ClusterSource(self.cluster_settings(address), db, rows, bad_rows)
         try:
             yield source
         finally:

@@ -14,22 +14,22 @@ from typing import Any
 
 import dagster as dg
 
-from ctr_assets.data.training_frame import BAD_ROW_REASONS
+from ctr_assets.data.training_frame import BAD_ROW_REASONS, RowSelection
 from ctr_assets.db.connection import Database
 from ctr_assets.orchestration.resources import TrainingCluster
 from ctr_assets.retraining.training_set import TrainingSummary
 
 
 def describe_training_data(
-    db: Database, min_impressions: int, cluster: TrainingCluster
+    db: Database, selection: RowSelection, cluster: TrainingCluster
 ) -> dict[str, Any]:
     """Reads the training rows where training would read them and describes them."""
-    with cluster.source(db, min_impressions, {}) as source:
-        return training_data_metadata(source.describe(), min_impressions, cluster.address())
+    with cluster.source(db, selection, {}) as source:
+        return training_data_metadata(source.describe(), selection, cluster.address())
 
 
 def training_data_metadata(
-    rows: TrainingSummary, min_impressions: int, address: str | None
+    rows: TrainingSummary, selection: RowSelection, address: str | None
 ) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "dagster/row_count": rows.rows,
@@ -43,7 +43,13 @@ def training_data_metadata(
                 columns=[dg.TableColumn("reason", "string"), dg.TableColumn("rows", "int")]
             ),
         ),
-        "min_impressions": min_impressions,
+        "min_impressions": selection.min_impressions,
+        # Days before the newest video the read reaches back; "all" without a horizon.
+        "horizon_days": (
+            selection.horizon_days
+            if selection.horizon_days is not None
+            else dg.MetadataValue.text("all")
+        ),
         "read_on": dg.MetadataValue.text(address or "in process"),
     }
     snapshot = getattr(rows, "snapshot", None)

@@ -48,11 +48,19 @@ class CheckSettings:
     lookback_days: int = 7
     min_training_rows: int = MIN_TRAINING_ROWS
     recency_half_life_days: float | None = 2.0
+    # Videos older than this many half-lives before the newest are not read (`RowSelection`).
+    recency_horizon_half_lives: float | None = 7.0
     # On: videos weigh their impressions (capped at this quantile) times recency, see
     # `ctr_assets.ml.weights`. Off (the default, see the README): recency alone.
     impression_weighting: bool = False
     impression_cap_quantile: float = IMPRESSION_CAP_QUANTILE
     training: TrainingParams = field(default_factory=TrainingParams)
+
+    @property
+    def horizon_days(self) -> float | None:
+        """How far before the newest video the training read reaches (None: every video)."""
+        half_life, half_lives = self.recency_half_life_days, self.recency_horizon_half_lives
+        return half_life * half_lives if half_life and half_lives else None
 
 
 @dataclass(frozen=True)
@@ -180,7 +188,7 @@ def judge_retrain_check(
                     status="insufficient_data",
                     reason=(
                         f"{why}, but only {usable} usable training rows "
-                        f"({rows.rows} videos with enough impressions, "
+                        f"({rows.rows} videos with enough impressions{_within(settings)}, "
                         f"{sum(rows.bad_rows.values())} bad rows left out); "
                         f"at least {settings.min_training_rows} are needed to train"
                     ),
@@ -202,6 +210,11 @@ def judge_retrain_check(
         raise RetrainError(failed) from error
     promote = outcome.verdict.promote if outcome.verdict else True
     return JudgedCheck(registry, outcome, promote)
+
+
+def _within(settings: CheckSettings) -> str:
+    horizon = settings.horizon_days
+    return "" if horizon is None else f" created within {horizon:g} days of the newest"
 
 
 def _left_out(accuracy: AccuracyReport) -> str:
@@ -318,6 +331,7 @@ def _train_and_judge(
         "num_boost_round": settings.training.num_boost_round,
         "best_iteration": trained.best_iteration,
         "recency_half_life_days": settings.recency_half_life_days,
+        "recency_horizon_half_lives": settings.recency_horizon_half_lives,
         "impression_weighting": settings.impression_weighting,
         "impression_cap_quantile": settings.impression_cap_quantile,
         "trained_as_of": record.as_of.isoformat(),

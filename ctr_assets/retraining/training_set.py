@@ -18,6 +18,7 @@ import pandas as pd
 import xgboost as xgb
 
 from ctr_assets.data.training_frame import (
+    RowSelection,
     TrainingCounts,
     TrainingData,
     count_training_rows,
@@ -173,14 +174,14 @@ class InProcessSource:
     """Reads `videos` in this process with `load_training_frame`."""
 
     db: Database
-    min_impressions: int
+    rows: RowSelection
     bad_rows: dict[str, int]
 
     def read(self) -> TrainingSet:
-        return FrameTrainingSet(load_training_frame(self.db, self.min_impressions))
+        return FrameTrainingSet(load_training_frame(self.db, self.rows))
 
     def describe(self) -> TrainingCounts:
         """The rows `read` would return, counted one batch at a time (no frame is built)."""
         return count_training_rows(
-            self.db, self.min_impressions, lambda ids: int(len(ids) - holdout_mask(ids).sum())
+            self.db, self.rows, lambda ids: int(len(ids) - holdout_mask(ids).sum())
         )

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import optuna
 
-from ctr_assets.data.training_frame import load_training_frame
+from ctr_assets.data.training_frame import RowSelection, load_training_frame
 from ctr_assets.db.connection import Database
 from ctr_assets.ml.training import TrainingParams, usable_training_rows
 from ctr_assets.ml.tuning import Suggest, TuningData, TuningOutcome, run_search, suggest_params
@@ -82,13 +82,15 @@ def tune_training_config(
 ) -> TuningReport:
     """Runs the search and adopts its best params when they beat the config in force."""
     settings = settings or CheckSettings()
-    frame = load_training_frame(db, min_impressions).frame
+    # The rows a check would train on (the same horizon), so configs are compared on them.
+    selection = RowSelection(min_impressions, settings.horizon_days)
+    frame = load_training_frame(db, selection).frame
     usable = usable_training_rows(frame) if len(frame) else 0
     if usable < settings.min_training_rows:
         raise ValueError(
-            f"only {usable} usable training rows (videos with at least {min_impressions} "
-            f"impressions, outside the hold-out); at least {settings.min_training_rows} are "
-            "needed to tune, so load more videos"
+            f"only {usable} usable training rows ({selection.describe()}, outside the "
+            f"hold-out); at least {settings.min_training_rows} are needed to tune, so load "
+            "more videos"
         )
     # Recency is counted back from the newest video (or `now`): the search compares configs
     # on the data as it is, and data that stopped arriving weeks ago must not weigh nothing.

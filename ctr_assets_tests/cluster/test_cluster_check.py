@@ -22,12 +22,18 @@ from ctr_assets.db.connection import Database
 from ctr_assets.ml.evaluation import score_predictions
 from ctr_assets.ml.training import TrainingParams
 from ctr_assets.ml.weights import Weighting
-from ctr_assets.orchestration.resources import SCHEDULER_ADDRESS_VARIABLE, TrainingCluster
+from ctr_assets.orchestration.resources import (
+    SCHEDULER_ADDRESS_VARIABLE,
+    RetrainSettings,
+    TrainingCluster,
+)
 from ctr_assets.retraining.training_set import FrameTrainingSet
 from ctr_assets_tests.scenarios import Scenario, make_scenario, with_champion
 
-# What a check weighs its videos by (CheckSettings' defaults).
+# What a check weighs its videos by (CheckSettings' defaults), and the videos it reads
+# (those within 14 days of the newest).
 WEIGHTING = Weighting(2.0, by_impressions=False)
+SELECTION = RetrainSettings().row_selection()
 
 
 @pytest.fixture
@@ -49,13 +55,14 @@ def test_a_check_on_the_cluster_reads_in_partitions_and_promotes_as_usual(
     drifted: Scenario, local_cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = drifted.db
-    in_process = load_training_frame(db)
+    in_process = load_training_frame(db, SELECTION)
     assert sum(in_process.bad_rows.values()) > 0
+    assert len(in_process.frame) < len(load_training_frame(db).frame)  # the horizon cuts
 
     # The same rows, read by the workers: every video once, both workers holding some.
     settings = ClusterSettings(local_cluster.scheduler_address, min_workers=2)
     with cluster_client(settings) as client:
-        on_cluster = read_on_cluster(client, settings, db, 100)
+        on_cluster = read_on_cluster(client, settings, db, SELECTION)
         ids = client.gather(client.map(lambda data: list(data.frame["video_id"]), on_cluster.parts))
         # Every video weighs what it weighs in process (impressions capped at the frame's
         # quantile, times recency, over the frame's mean), though no worker sees the frame.

@@ -15,7 +15,12 @@ from ctr_assets.cluster.snapshot import (
     partition_count,
     table_parts,
 )
-from ctr_assets.data.training_frame import TablePart, load_training_frame, training_query
+from ctr_assets.data.training_frame import (
+    RowSelection,
+    TablePart,
+    load_training_frame,
+    training_query,
+)
 from ctr_assets.db.connection import Database
 from ctr_assets.simulation.populate import populate
 from ctr_assets_tests.world_specs import small_world
@@ -49,7 +54,7 @@ def test_each_partition_is_a_tid_range_scan(db: Database) -> None:
     condition = BlockRange(2, 5).condition()
     with db.connect() as conn, conn.cursor() as cur:
         cur.execute("ANALYZE videos")
-        cur.execute("EXPLAIN " + training_query(100, condition))
+        cur.execute("EXPLAIN " + training_query(RowSelection(100), condition))
         plan = "\n".join(row[0] for row in cur.fetchall())
     assert "Tid Range Scan on videos" in plan, plan
     assert "Seq Scan" not in plan, plan
@@ -70,7 +75,9 @@ def test_partitions_hold_every_row_once_as_of_the_snapshot(db: Database) -> None
             )
             cur.execute("DELETE FROM videos WHERE video_id = %s", (whole.frame.video_id[0],))
         writer.close()
-        parts = [load_training_frame(db, 100, part) for part in table_parts(snapshot, 4)]
+        parts = [
+            load_training_frame(db, RowSelection(100), part) for part in table_parts(snapshot, 4)
+        ]
     assert len(parts) == 4
     assert all(len(part.frame) for part in parts)
     ids = [video for part in parts for video in part.frame["video_id"]]

@@ -38,7 +38,7 @@ from ctr_assets.data.features import (
     CATEGORICAL_FEATURES,
     NUMERIC_FEATURES,
 )
-from ctr_assets.data.training_frame import BAD_ROW_REASONS, load_training_frame
+from ctr_assets.data.training_frame import BAD_ROW_REASONS, RowSelection, load_training_frame
 from ctr_assets.db.connection import Database
 from ctr_assets.ml.training import TrainingParams, train_ctr_model
 from ctr_assets.orchestration.automation_settings import AutomationSettings
@@ -375,7 +375,7 @@ def test_every_bad_video_is_counted_under_its_reason_and_left_out(
 ) -> None:
     _deliver_videos(module_db, deliveries)
 
-    data = load_training_frame(module_db, min_impressions)
+    data = load_training_frame(module_db, RowSelection(min_impressions))
 
     expected = screen_like_the_readme(deliveries, min_impressions)
     assert data.bad_rows == expected.bad_rows
@@ -415,7 +415,7 @@ QUICK_TRAINING = TrainingParams(num_boost_round=15, early_stopping_rounds=5, nth
 def clean_model(module_db: Database) -> tuple[pd.DataFrame, bytes]:
     """The frame and model of the good videos alone."""
     _deliver_videos(module_db, GOOD_VIDEOS)
-    frame = load_training_frame(module_db, 100).frame
+    frame = load_training_frame(module_db, RowSelection(100)).frame
     model = train_ctr_model(frame, QUICK_TRAINING)
     return frame, bytes(model.booster.save_raw(raw_format="json"))
 
@@ -450,7 +450,7 @@ def test_bad_videos_change_nothing_the_model_learns(
     _deliver_videos(module_db, GOOD_VIDEOS)
     _deliver_videos(module_db, bad, empty=False)
 
-    data = load_training_frame(module_db, 100)
+    data = load_training_frame(module_db, RowSelection(100))
 
     pd.testing.assert_frame_equal(data.frame, clean_frame)
     model = train_ctr_model(data.frame, QUICK_TRAINING)
