@@ -15,7 +15,8 @@ champion restored before each.
 Both promoted models are then scored by this tree on the same hold-out videos and the same
 weights, both ways: recency only (the reference's weighting) and impressions times recency
 (this tree's), so their accuracy is compared on equal terms. The frame's size
-(`memory_usage(deep=True)`) is the yardstick of peak memory. Writes
+(`memory_usage(deep=True)`) of every eligible video is the yardstick of peak memory; the
+frame this tree's check reads (the videos within its recency horizon) is printed beside it. Writes
 `bench/results/retrain_versus.json`.
 """
 
@@ -39,6 +40,7 @@ from ctr_assets.data.training_frame import load_training_frame
 from ctr_assets.ml.evaluation import predict_ctr, take_holdout
 from ctr_assets.ml.weights import video_weights
 from ctr_assets.models.registry import ModelRegistry
+from ctr_assets.orchestration.resources import RetrainSettings
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 RESULTS = REPOSITORY / "bench" / "results" / "retrain_versus.json"
@@ -112,12 +114,23 @@ def main(argv: list[str] | None = None) -> int:
 
         frame = load_training_frame(db).frame
         frame_bytes = int(frame.memory_usage(deep=True).sum())
+        # What a check reads now: the videos within the recency horizon (RowSelection).
+        read = load_training_frame(db, RetrainSettings().row_selection()).frame
+        read_bytes = int(read.memory_usage(deep=True).sum())
+        read_rows = len(read)
+        del read
         registry = ModelRegistry(db, models)
         weightings = {
             "recency": video_weights(frame, WORLD_END, 2.0, by_impressions=False),
             "impressions_x_recency": video_weights(frame, WORLD_END, 2.0),
         }
-        size: dict = {"videos": videos, "frame_rows": len(frame), "frame_bytes": frame_bytes}
+        size: dict = {
+            "videos": videos,
+            "frame_rows": len(frame),
+            "frame_bytes": frame_bytes,
+            "read_frame_rows": read_rows,
+            "read_frame_bytes": read_bytes,
+        }
         for name in trees:
             booster = registry.load(registry.get(promoted[name][0]))
             maes = {}
@@ -132,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds_per_million_videos": seconds.median / (videos / 1e6),
                 "peak_rss_bytes": stats_of(runs, "peak_rss_bytes").as_dict(),
                 "peak_rss_over_frame": stats_of(runs, "peak_rss_bytes").median / frame_bytes,
+                "peak_rss_over_read_frame": stats_of(runs, "peak_rss_bytes").median / read_bytes,
                 "training_seconds": stats_of(runs, "training_seconds").as_dict(),
                 "holdout_mae": maes,
                 "own_mae_after": runs[0]["mae_after"],
@@ -155,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{figures['seconds_per_million_videos']:.1f}",
                     f"{figures['peak_rss_bytes']['median'] / 2**20:,.0f} MiB",
                     f"{figures['peak_rss_over_frame']:.2f}",
+                    f"{figures['peak_rss_over_read_frame']:.2f}",
                     f"{figures['holdout_mae']['recency']:.6f}",
                     f"{figures['holdout_mae']['impressions_x_recency']:.6f}",
                 ]
@@ -163,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             [
                 f"{size['videos']:,} videos, now / reference",
                 f"{size['time_ratio']:.2f}",
+                "",
                 "",
                 "",
                 "",
@@ -182,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
                 "s per 1M videos",
                 "peak RSS",
                 "peak / frame",
+                "peak / frame read",
                 "MAE (recency w.)",
                 "MAE (impr. x recency w.)",
             ],
