@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ctr_assets.db.connection import Database
+from ctr_assets.db.connection import Database, small_batches
 from ctr_assets.ml.gate import Outcomes
 
 if TYPE_CHECKING:
@@ -328,6 +328,7 @@ def load_outcomes(
     for number, name in enumerate(order, start=1):
         positional = positional.replace(f"%({name})s", f"${number}")
     with db.connect_arrow() as conn, conn.cursor() as cur:
+        small_batches(cur)
         cur.execute(
             "SELECT p.predicted_ctr, p.actual_ctr, p.actual_impressions::float8, "
             "floor(extract(epoch FROM p.resolved_at) / 86400)::float8, "

@@ -27,7 +27,7 @@ from ctr_assets.data.features import (
     NUMERIC_FEATURES,
     TARGET,
 )
-from ctr_assets.db.connection import Database
+from ctr_assets.db.connection import Database, small_batches
 from ctr_assets.db.read_ahead import read_ahead
 from ctr_assets.faults import pause_point
 from ctr_assets.memory import release_free_memory
@@ -214,20 +214,12 @@ def _training_batches(
         cur.execute(_ESTIMATED_VIDEOS)
         (estimated_rows,) = cur.fetchone()
         share = 1.0 if part is None else part.share
-        cur.adbc_statement.set_options(**{_BATCH_SIZE_HINT: str(READ_BATCH_BYTES)})
+        small_batches(cur)
         cur.execute(training_query(rows, None if part is None else part.condition))
         with read_ahead(cur.fetch_record_batch()) as batches:
             pause_point("loading")
             yield batches, max(0, int(int(estimated_rows) * share))
 
-
-# Rows arrive from the driver in Arrow batches of about this many bytes (its default is
-# 16 MiB). Up to four batches are in memory at once (one fetched, two waiting in the
-# read-ahead, one screened): with 1 MiB batches, loading the 38 MiB frame of a check at the
-# 1M-video bench world peaked 56-59 MiB above the start instead of 88-95, in the same time,
-# and the 683 MiB frame of every eligible video at 5M 760 MiB instead of 819 (9.8 s, 9.1 s).
-READ_BATCH_BYTES = 1 << 20
-_BATCH_SIZE_HINT = "adbc.postgresql.batch_size_hint_bytes"
 
 # The planner's row count of `videos` (-1 if never analyzed): the frame's likely size.
 _ESTIMATED_VIDEOS = (
