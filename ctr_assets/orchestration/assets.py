@@ -241,9 +241,10 @@ def real_training_data(
     retrain_settings: RetrainSettings,
     training_cluster: TrainingCluster,
 ) -> dg.MaterializeResult:
-    """One row per video with enough impressions, target CTR = clicks / impressions, read
-    from `videos` through Arrow (on the Dask cluster's workers when one is set); bad rows
-    are counted per reason and left out. Describes the data; the training step reads it."""
+    """One row per video with enough impressions created within the recency horizon of the
+    newest, target CTR = clicks / impressions, read from `videos` through Arrow (on the Dask
+    cluster's workers when one is set); bad rows are counted per reason and left out.
+    Describes the data; the training step reads it."""
     return dg.MaterializeResult(
         metadata=describe_training_data(
             database.open(), retrain_settings.row_selection(), training_cluster
