@@ -190,27 +190,31 @@ def test_a_higher_threshold_reads_fewer_rows(db: Database) -> None:
 
 def test_a_horizon_reads_the_videos_created_within_it_of_the_newest(db: Database) -> None:
     """Only videos created within `horizon_days` of the newest training row are read; a newer
-    video below the impressions threshold does not move the horizon, and a video without a
-    creation time is still read (it counts as new)."""
-    populate(db, small_world())
+    video below the impressions threshold does not move the horizon, nor does one dated
+    after the database's clock (it is read), and a video without a creation time is still
+    read (it counts as new)."""
+    populate(db, small_world())  # ends on END, before the clock
     with db.connect() as conn, conn.cursor() as cur:
         cur.execute(
             "INSERT INTO videos (video_id, platform, objective, aspect_ratio, impressions, "
             "clicks, conversions, created_at) VALUES "
             "('too-few-impressions', 'tiktok', 'traffic', '9:16', 5, 0, 0, %s), "
-            "('undated', 'tiktok', 'traffic', '9:16', 1000, 40, 2, NULL)",
+            "('undated', 'tiktok', 'traffic', '9:16', 1000, 40, 2, NULL), "
+            "('mistyped-year', 'tiktok', 'traffic', '9:16', 1000, 40, 2, now() + '36 years')",
             (END + timedelta(days=30),),
         )
     whole = load_training_frame(db, RowSelection(100)).frame
     dated = whole["created_at"].notna()
-    newest = whole.loc[dated, "created_at"].max()
+    real = dated & (whole["video_id"] != "mistyped-year")
+    newest = whole.loc[real, "created_at"].max()
+    assert newest <= pd.Timestamp(END)
     within = ~dated | (whole["created_at"] >= newest - pd.Timedelta(days=3))
     assert 0 < within.sum() < len(whole)  # the horizon leaves some videos out, not all
 
     selection = RowSelection(100, horizon_days=3.0)
     recent = load_training_frame(db, selection)
     assert sorted(recent.frame["video_id"]) == sorted(whole.loc[within, "video_id"])
-    assert "undated" in set(recent.frame["video_id"])
+    assert {"undated", "mistyped-year"} <= set(recent.frame["video_id"])
     usable = lambda ids: int(len(ids) - holdout_mask(ids).sum())  # noqa: E731
     counts = count_training_rows(db, selection, usable)
     assert (counts.rows, counts.rows_read, counts.bad_rows) == (
@@ -218,6 +222,16 @@ def test_a_horizon_reads_the_videos_created_within_it_of_the_newest(db: Database
         recent.rows_read,
         recent.bad_rows,
     )
+
+
+def test_a_horizon_counts_from_the_newest_when_every_video_is_dated_ahead(db: Database) -> None:
+    """A world dated after the database's clock is read as it is: the newest counts."""
+    populate(db, small_world(end=datetime.now(UTC) + timedelta(days=400)))
+    whole = load_training_frame(db, RowSelection(100)).frame
+    newest = whole["created_at"].max()
+    recent = load_training_frame(db, RowSelection(100, horizon_days=3.0)).frame
+    expected = whole["created_at"].isna() | (whole["created_at"] >= newest - pd.Timedelta(days=3))
+    assert 0 < len(recent) == int(expected.sum()) < len(whole)
 
 
 def test_the_horizon_follows_the_recency_settings() -> None:

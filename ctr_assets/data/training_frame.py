@@ -74,8 +74,9 @@ class RowSelection:
     such video: under recency weights an older video weighs next to nothing (7 half-lives:
     under 1/128 of the newest's), so it is not read at all, neither trained on nor judged on.
     The horizon counts back from the newest video, not from the check's `as_of`, so data
-    that stopped arriving still trains a model. Rows whose counts or creation time are
-    broken are selected too, so that they are counted as bad.
+    that stopped arriving still trains a model; a video dated after the database's clock
+    does not count as the newest (unless all are), but is read. Rows whose counts or
+    creation time are broken are selected too, so that they are counted as bad.
     """
 
     min_impressions: int = 100
@@ -95,10 +96,13 @@ class RowSelection:
         )
         if self.horizon_days is None:
             return eligible
-        newest = (
+        # The newest video not dated in the future (a mistyped year must not move the
+        # horizon past every real video); the newest of all when every one is.
+        newest_of = (
             "(SELECT max(created_at) FROM videos "
-            f"WHERE impressions >= {int(self.min_impressions)} AND {_CREATED_AT_HELD})"
+            f"WHERE impressions >= {int(self.min_impressions)} AND {_CREATED_AT_HELD}{{}})"
         )
+        newest = f"coalesce({newest_of.format(' AND created_at <= now()')}, {newest_of.format('')})"
         seconds = float(self.horizon_days) * 86_400
         recent = (
             f"(created_at >= {newest} - make_interval(secs => {seconds!r}) "
