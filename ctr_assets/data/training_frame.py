@@ -112,10 +112,15 @@ class RowSelection:
 
     def describe(self) -> str:
         """In words, for a reason or a log line."""
-        words = f"videos with at least {self.min_impressions} impressions"
-        if self.horizon_days is not None:
-            words += f" created within {self.horizon_days:g} days of the newest"
-        return words
+        return (
+            f"videos with at least {self.min_impressions} impressions"
+            f"{within_horizon(self.horizon_days)}"
+        )
+
+
+def within_horizon(horizon_days: float | None) -> str:
+    """The horizon in words, to follow "videos ...": empty without one."""
+    return "" if horizon_days is None else f" created within {horizon_days:g} days of the newest"
 
 
 def training_query(rows: RowSelection, part: str | None = None) -> str:

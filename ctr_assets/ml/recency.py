@@ -26,3 +26,9 @@ def recency_weights(
     # Unknown or future creation times count as new.
     age_days = np.nan_to_num(age_days, nan=0.0).clip(0.0, None)
     return np.power(0.5, age_days / half_life_days)
+
+
+def horizon_days(half_life_days: float | None, half_lives: float | None) -> float | None:
+    """Days the training read reaches back from the newest video: `half_lives` half-lives
+    (None, every video, when either is unset or 0: without recency all videos count)."""
+    return half_life_days * half_lives if half_life_days and half_lives else None

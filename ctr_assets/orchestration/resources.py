@@ -21,6 +21,7 @@ from ctr_assets.db.connection import Database, libpq_url
 from ctr_assets.db.schema import migrate
 from ctr_assets.ml.decision import RetrainPolicy
 from ctr_assets.ml.promotion import PromotionPolicy
+from ctr_assets.ml.recency import horizon_days
 from ctr_assets.ml.training import MIN_TRAINING_ROWS, TrainingParams
 from ctr_assets.models.mlflow_mirror import MlflowMirror
 from ctr_assets.models.registry import ModelRegistry
@@ -220,7 +221,8 @@ class RetrainSettings(dg.ConfigurableResource):
     def row_selection(self) -> RowSelection:
         """The videos the training read selects."""
         return RowSelection(
-            self.min_impressions, self.check_settings(TrainingParams()).horizon_days
+            self.min_impressions,
+            horizon_days(self.recency_half_life_days, self.recency_horizon_half_lives),
         )
 
 

@@ -19,10 +19,12 @@ import numpy as np
 import pandas as pd
 
 from ctr_assets.data.accuracy import AccuracyReport, Maturity
+from ctr_assets.data.training_frame import within_horizon
 from ctr_assets.ml.decision import RetrainPolicy, decide_retrain
 from ctr_assets.ml.evaluation import HoldoutScore, score_predictions
 from ctr_assets.ml.model_files import ModelFileError
 from ctr_assets.ml.promotion import PromotionPolicy, PromotionVerdict, judge_promotion
+from ctr_assets.ml.recency import horizon_days as recency_horizon_days
 from ctr_assets.ml.training import MIN_TRAINING_ROWS, TrainingParams
 from ctr_assets.ml.weights import IMPRESSION_CAP_QUANTILE, Weighting
 from ctr_assets.models.registry import ModelRegistry, ModelVersion
@@ -59,8 +61,7 @@ class CheckSettings:
     @property
     def horizon_days(self) -> float | None:
         """How far before the newest video the training read reaches (None: every video)."""
-        half_life, half_lives = self.recency_half_life_days, self.recency_horizon_half_lives
-        return half_life * half_lives if half_life and half_lives else None
+        return recency_horizon_days(self.recency_half_life_days, self.recency_horizon_half_lives)
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,8 @@ def judge_retrain_check(
                     status="insufficient_data",
                     reason=(
                         f"{why}, but only {usable} usable training rows "
-                        f"({rows.rows} videos with enough impressions{_within(settings)}, "
+                        f"({rows.rows} videos with enough impressions"
+                        f"{within_horizon(settings.horizon_days)}, "
                         f"{sum(rows.bad_rows.values())} bad rows left out); "
                         f"at least {settings.min_training_rows} are needed to train"
                     ),
@@ -210,11 +212,6 @@ def judge_retrain_check(
         raise RetrainError(failed) from error
     promote = outcome.verdict.promote if outcome.verdict else True
     return JudgedCheck(registry, outcome, promote)
-
-
-def _within(settings: CheckSettings) -> str:
-    horizon = settings.horizon_days
-    return "" if horizon is None else f" created within {horizon:g} days of the newest"
 
 
 def _left_out(accuracy: AccuracyReport) -> str:
